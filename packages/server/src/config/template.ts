@@ -1,0 +1,130 @@
+/**
+ * The starting configuration written by `parley init`: every option with its default value
+ * and a one-line explanation. Parsing it gives exactly the defaults (with the chosen domain),
+ * which test/config.test.ts checks. Keep it in step with schema.ts and docs/configuration.md.
+ */
+
+/** A YAML scalar: plain when safe and unambiguous, else a JSON (= YAML double-quoted) string. */
+function scalar(value: string | number | boolean | null): string {
+  if (value === null) return 'null';
+  if (typeof value !== 'string') return String(value);
+  const plainSafe =
+    /^[A-Za-z0-9_./-]+$/.test(value) &&
+    !value.startsWith('-') &&
+    !/^\.(?:inf|nan)$/i.test(value) &&
+    !/^(?:true|false|null|yes|no|on|off|y|n|~)$/i.test(value) &&
+    !/^[-+]?(?:\d[\d_]*)?(?:\.\d*)?(?:e[-+]?\d+)?$/i.test(value) &&
+    !/^0[xo]/i.test(value);
+  return plainSafe ? value : JSON.stringify(value);
+}
+
+/** A YAML flow sequence of scalars: `[a, "b c"]`. */
+function list(values: readonly string[]): string {
+  return `[${values.map(scalar).join(', ')}]`;
+}
+
+/**
+ * Returns the text of a commented starting `parley.yaml`.
+ *
+ * Takes `domain` (the XMPP domain to serve, default `localhost`; written as given, validated
+ * only when the file is loaded). Every option appears with its default value and a comment;
+ * the PostgreSQL storage and a real certificate appear as commented-out alternatives.
+ */
+export function configTemplate(opts: { domain?: string } = {}): string {
+  const domain = opts.domain ?? 'localhost';
+  return `# Parley XMPP server configuration.
+#
+# Every option is listed below with its default value; delete or comment out what you do
+# not change. Durations are a number of milliseconds or a string such as "500ms", "30s",
+# "5m", "1h". Relative paths are relative to the directory of this file.
+# Check the file with "parley check --config parley.yaml"; see docs/configuration.md.
+
+# The XMPP domain this server serves: the part after "@" in your users' addresses (RFC 7622).
+domain: ${scalar(domain)}
+
+# Directory for the SQLite database and the generated TLS certificate.
+data_dir: ${scalar('./data')}
+
+# Log verbosity: fatal, error, warn, info, debug, trace or silent.
+log_level: info
+
+# Client-to-server connections (RFC 6120).
+c2s:
+  # TCP port for XMPP clients, with STARTTLS (0 = any free port, for tests).
+  port: 5222
+  # TCP port for clients that start TLS at once (XEP-0368); null disables it.
+  direct_tls_port: 5223
+  # Addresses to listen on; "::" is every interface, IPv6 and IPv4.
+  interfaces: ${list(['::'])}
+  # Refuse to authenticate clients before STARTTLS (RFC 6120 §5.3.1). Keep this true.
+  require_encryption: true
+  # Close connections that have not authenticated after this long.
+  auth_timeout: 30s
+
+# TLS certificate for STARTTLS and direct TLS.
+tls:
+  # PEM certificate chain; null (with key null) = a self-signed pair generated in data_dir
+  # on first start (fine for tests, refused by most clients and servers).
+  certificate: null
+  # PEM private key of the certificate; set both or neither.
+  key: null
+  # e.g.  certificate: /etc/letsencrypt/live/example.com/fullchain.pem
+  #       key: /etc/letsencrypt/live/example.com/privkey.pem
+  # Oldest TLS version accepted: TLSv1.2 or TLSv1.3.
+  min_version: TLSv1.2
+
+# Authentication (SASL, RFC 6120 §6).
+auth:
+  # Mechanisms offered, most preferred first. -PLUS = SCRAM with channel binding (RFC 9266).
+  mechanisms: ${list(['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'])}
+  # PBKDF2 iterations for new SCRAM credentials; at least 4096 (RFC 7677 §4).
+  scram_iterations: 4096
+  # UNSAFE: offer PLAIN (clear-text password) on unencrypted connections.
+  allow_plain_without_tls: false
+  # Delay after a failed login from one IP address, doubled per consecutive failure ...
+  failure_delay: 1s
+  # ... up to this much.
+  max_failure_delay: 30s
+
+# Limits on what a client may send (RFC 6120 §13.12); exceeding one closes the stream
+# with a policy-violation error.
+limits:
+  # Largest stanza, in bytes (256 KiB); at least 10000.
+  max_stanza_size: 262144
+  # Deepest element nesting within a stanza.
+  max_depth: 32
+  # Most attributes on one element.
+  max_attributes: 64
+
+# Server-initiated pings of idle clients (XEP-0199).
+ping:
+  # Ping a client silent for this long; null disables pings.
+  interval: 5m
+  # Close the stream (connection-timeout) if the ping is not answered within this.
+  timeout: 60s
+
+# Where accounts, rosters and other data are stored.
+storage:
+  # sqlite: one file in data_dir (the embedded default).
+  driver: sqlite
+  # The SQLite file, relative to data_dir.
+  path: parley.db
+  # For PostgreSQL, replace the two lines above with:
+  # driver: postgres
+  # url: postgres://parley:secret@localhost:5432/parley
+  # pool_size: 10
+
+# Server modules (features).
+modules:
+  # Built-in modules to turn off: disco, ping, version, time.
+  disabled: []
+  # Third-party modules to load: file paths or npm package names.
+  extra: []
+  # Software version reported to other entities (XEP-0092).
+  version:
+    # Software name reported.
+    name: Parley
+    # Also report the operating system.
+    show_os: false
+`;
+}

@@ -1,0 +1,82 @@
+/**
+ * Schema migrations, in code (no file-system scanning, so they work under tsx and bundlers).
+ *
+ * Every migration uses Kysely's schema builder only, so the same code runs on SQLite and
+ * PostgreSQL. Kysely's `Migrator` applies them in the order of their names (string sort),
+ * so names start with a zero-padded sequence number. Never edit a migration that has been
+ * released; add a new one.
+ *
+ * Type notes (ARCHITECTURE.md §4): `bigint` is used for ms timestamps — on PostgreSQL it is
+ * int8, on SQLite any type name containing "INT" has INTEGER affinity (64-bit), so one
+ * declaration fits both.
+ */
+import { sql, type Kysely } from 'kysely';
+
+/**
+ * One migration step. `db` is untyped on purpose (`Kysely<unknown>`): a migration must not
+ * depend on the current `Schema`, which describes the state after the newest migration.
+ */
+export interface StorageMigration {
+  /** Applies the step. Throws the driver's error on failure (the Migrator rolls back). */
+  up(db: Kysely<unknown>): Promise<void>;
+  /** Reverts the step. */
+  down(db: Kysely<unknown>): Promise<void>;
+}
+
+/** All migrations, keyed by name; applied in name order. */
+export const migrations: Readonly<Record<string, StorageMigration>> = {
+  '0001_accounts': {
+    async up(db) {
+      await db.schema
+        .createTable('accounts')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('accounts_pk', ['host', 'username'])
+        .addCheckConstraint('accounts_disabled_check', sql`disabled in (0, 1)`)
+        .execute();
+
+      await db.schema
+        .createTable('scram_credentials')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('salt', 'text', (c) => c.notNull())
+        .addColumn('iterations', 'integer', (c) => c.notNull())
+        .addColumn('stored_key', 'text', (c) => c.notNull())
+        .addColumn('server_key', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('scram_credentials_pk', ['host', 'username', 'hash'])
+        .addForeignKeyConstraint(
+          'scram_credentials_account_fk',
+          ['host', 'username'],
+          'accounts',
+          ['host', 'username'],
+          (fk) => fk.onDelete('cascade'),
+        )
+        .execute();
+
+      await db.schema
+        .createTable('kv_store')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('store', 'text', (c) => c.notNull())
+        .addColumn('key', 'text', (c) => c.notNull())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('kv_store_pk', ['host', 'username', 'store', 'key'])
+        .addForeignKeyConstraint(
+          'kv_store_account_fk',
+          ['host', 'username'],
+          'accounts',
+          ['host', 'username'],
+          (fk) => fk.onDelete('cascade'),
+        )
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('kv_store').execute();
+      await db.schema.dropTable('scram_credentials').execute();
+      await db.schema.dropTable('accounts').execute();
+    },
+  },
+};

@@ -1,0 +1,553 @@
+import { randomBytes } from 'node:crypto';
+import {
+  JID,
+  NS,
+  SCRAM_MECHANISMS,
+  SaslError,
+  ScramServer,
+  StanzaError,
+  StreamError,
+  XmlStreamParser,
+  errorReply,
+  escapeAttr,
+  parsePlain,
+  xml,
+  type SaslCondition,
+  type StreamHeader,
+  type XmlElement,
+} from '@parley/xmpp';
+import type { StreamTransport } from '../transports/transport.ts';
+import type { Session } from '../core/session.ts';
+import type { Router } from '../core/router.ts';
+import type { Hooks } from '../core/hooks.ts';
+import type { SessionManager } from '../core/session.ts';
+import type { AccountService } from '../core/accounts.ts';
+import type { AuthThrottle } from '../core/auth-throttle.ts';
+import type { Logger } from '../core/logger.ts';
+import type { StreamFeatureProvider } from './features.ts';
+
+/** What a client stream needs from the server. */
+export interface C2SContext {
+  domain: string;
+  router: Router;
+  hooks: Hooks;
+  sessions: SessionManager;
+  accounts: AccountService;
+  throttle: AuthThrottle;
+  log: Logger;
+  streamFeatures: StreamFeatureProvider[];
+  /** Every open client stream, for shutdown. */
+  streams: Set<C2SStream>;
+  options: {
+    requireEncryption: boolean;
+    allowPlainWithoutTls: boolean;
+    /** Enabled SASL mechanisms in preference order. */
+    mechanisms: string[];
+    /** Time allowed from connect to resource binding, ms. */
+    authTimeout: number;
+    maxStanzaSize: number;
+    maxDepth: number;
+    maxAttributes: number;
+    /** Bytes queued for a client that does not read, beyond which the stream is closed. */
+    maxOutputQueue: number;
+    scramIterations: number;
+  };
+}
+
+type Phase = 'connected' | 'open' | 'closing' | 'closed';
+
+const MAX_AUTH_ATTEMPTS = 5;
+const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
+
+/**
+ * One client-to-server stream (RFC 6120): header exchange (§4.2–4.7), STARTTLS
+ * (§5), SASL (§6), resource binding (§7), then stanzas to the router. Once bound
+ * it is a {@link Session}.
+ */
+export class C2SStream implements Session {
+  id = '';
+  jid!: JID;
+  priority = 0;
+  presence: XmlElement | null = null;
+  lastActivity = Date.now();
+  readonly remoteAddress: string;
+  private _data: Map<string, unknown> | undefined;
+
+  private ctx: C2SContext;
+  private transport: StreamTransport;
+  private parser: XmlStreamParser;
+  private phase: Phase = 'connected';
+  private headerSent = false;
+  private authenticated = false;
+  private username = '';
+  private bound = false;
+  private fullJidString = '';
+  private sasl: ScramServer | 'PLAIN' | null = null;
+  private saslBusy = false;
+  private authFailures = 0;
+  private authTimer: NodeJS.Timeout | undefined;
+  private log: Logger;
+
+  constructor(transport: StreamTransport, ctx: C2SContext) {
+    this.ctx = ctx;
+    this.transport = transport;
+    this.remoteAddress = transport.remoteAddress;
+    this.log = ctx.log;
+    const o = ctx.options;
+    this.parser = new XmlStreamParser(this, {
+      maxStanzaSize: o.maxStanzaSize,
+      maxDepth: o.maxDepth,
+      maxAttributes: o.maxAttributes,
+    });
+    ctx.streams.add(this);
+    transport.attach(
+      (chunk) => {
+        this.lastActivity = Date.now();
+        this.parser.feed(chunk);
+      },
+      () => this.teardown(),
+    );
+    this.authTimer = setTimeout(() => {
+      if (!this.bound) this.close(new StreamError('connection-timeout', 'authentication took too long'));
+    }, o.authTimeout);
+    this.authTimer.unref();
+  }
+
+  get secure(): boolean {
+    return this.transport.secure;
+  }
+
+  get data(): Map<string, unknown> {
+    return (this._data ??= new Map());
+  }
+
+  /** `true` once a resource is bound. */
+  get isBound(): boolean {
+    return this.bound;
+  }
+
+  // --- XmlStreamHandler -------------------------------------------------
+
+  /** @internal RFC 6120 §4.7: validate the initiating stream header, answer with ours and the features. */
+  streamStart(h: StreamHeader): void {
+    this.id = randomBytes(12).toString('base64url');
+    // RFC 6120 §4.9.1.2: an error before our header still needs our header first.
+    const to = h.attrs.to;
+    const from = h.attrs.from;
+    let toAttr = '';
+    if (from !== undefined) {
+      const j = JID.tryParse(from);
+      if (j) toAttr = ` to='${escapeAttr(j.toString())}'`;
+    }
+    this.sendRaw(
+      `<?xml version='1.0'?><stream:stream from='${escapeAttr(this.ctx.domain)}' id='${this.id}'${toAttr} ${STREAM_HEADER_TAIL}>`,
+    );
+    this.headerSent = true;
+    this.phase = 'open';
+    if (h.ns !== NS.STREAM || h.name !== 'stream') {
+      return this.close(new StreamError('invalid-namespace', `the stream element must be <stream> in ${NS.STREAM}`));
+    }
+    if (h.prefix !== 'stream') {
+      return this.close(new StreamError('bad-namespace-prefix', "the stream element must use the 'stream' prefix"));
+    }
+    if (h.contentNs !== NS.CLIENT) {
+      return this.close(new StreamError('invalid-namespace', `the content namespace must be ${NS.CLIENT}`));
+    }
+    const version = h.attrs.version;
+    if (version === undefined || !/^\d+\.\d+$/.test(version) || Number(version.split('.')[0]) !== 1) {
+      // RFC 6120 §4.7.5: we speak 1.x only.
+      return this.close(new StreamError('unsupported-version', `version '${version ?? ''}' is not supported; use 1.0`));
+    }
+    if (to === undefined) return this.close(new StreamError('host-unknown', "the stream header has no 'to'"));
+    const toJid = JID.tryParse(to);
+    if (!toJid || toJid.domain !== this.ctx.domain || toJid.local !== '' || toJid.resource !== '') {
+      return this.close(new StreamError('host-unknown', `this server does not serve '${to}'`));
+    }
+    if (from !== undefined) {
+      const j = JID.tryParse(from);
+      if (!j) return this.close(new StreamError('invalid-from', `'${from}' is not a valid JID`));
+      if (this.authenticated && j.bareString() !== `${this.username}@${this.ctx.domain}`) {
+        return this.close(new StreamError('invalid-from', "'from' does not match the authenticated account"));
+      }
+    }
+    this.sendFeatures();
+  }
+
+  /** @internal */
+  streamEnd(): void {
+    // The client closed its stream (RFC 6120 §4.4): close ours.
+    this.close();
+  }
+
+  /** @internal */
+  streamError(err: StreamError): void {
+    this.close(err);
+  }
+
+  /** @internal One first-level element of the stream. */
+  stanza(el: XmlElement): void {
+    if (this.phase !== 'open') return;
+    if (!this.authenticated) return this.preAuth(el);
+    if (!this.bound) return this.preBind(el);
+    this.inbound(el);
+  }
+
+  // --- Features ---------------------------------------------------------
+
+  private sendFeatures(): void {
+    const f = xml('stream:features');
+    const secure = this.transport.secure;
+    const o = this.ctx.options;
+    if (!this.authenticated) {
+      if (!secure && this.transport.canStartTls) {
+        f.append(xml('starttls', { xmlns: NS.TLS }, o.requireEncryption ? xml('required') : null));
+      }
+      if (secure || !o.requireEncryption) {
+        const mechs = this.mechanisms();
+        f.append(xml('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => xml('mechanism', null, m))));
+        if (this.transport.channelBinding()) {
+          // XEP-0440 §3: the channel-binding types this connection supports.
+          f.append(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
+        }
+      }
+    } else {
+      f.append(xml('bind', { xmlns: NS.BIND }));
+      // The RFC 3921 session feature, optional (draft-cridland-xmpp-session-01).
+      f.append(xml('session', { xmlns: NS.SESSION }, xml('optional')));
+      for (const p of this.ctx.streamFeatures) {
+        const el = p.feature({ authenticated: true, bound: false, secure });
+        if (el) f.append(el);
+      }
+    }
+    this.sendRaw(f.toString(NS.CLIENT).replace('<stream:features>', '<stream:features>'));
+  }
+
+  /** Mechanisms offered on this stream (RFC 6120 §6.3.3): -PLUS only with channel binding, PLAIN only over TLS unless allowed. */
+  private mechanisms(): string[] {
+    const o = this.ctx.options;
+    const secure = this.transport.secure;
+    const cb = this.transport.channelBinding() !== null;
+    return o.mechanisms.filter((m) => {
+      if (m === 'PLAIN') return secure || o.allowPlainWithoutTls;
+      const s = SCRAM_MECHANISMS[m];
+      if (!s) return false;
+      return s.plus ? cb : true;
+    });
+  }
+
+  // --- Before authentication: STARTTLS and SASL -------------------------
+
+  private preAuth(el: XmlElement): void {
+    if (el.ns === NS.TLS && el.name === 'starttls') return this.startTls();
+    if (el.ns === NS.SASL) {
+      if (!this.transport.secure && this.ctx.options.requireEncryption) {
+        if (el.name === 'auth') return this.saslFailure('encryption-required', 'negotiate STARTTLS first', false);
+        return this.close(new StreamError('policy-violation', 'STARTTLS is required'));
+      }
+      if (this.saslBusy) return this.close(new StreamError('policy-violation', 'SASL element while the previous one is processed'));
+      switch (el.name) {
+        case 'auth':
+          return void this.saslAuth(el);
+        case 'response':
+          return void this.saslResponse(el);
+        case 'abort':
+          this.sasl = null;
+          return this.saslFailure('aborted', undefined, false);
+      }
+    }
+    // RFC 6120 §4.9.3.12: data before authentication.
+    this.close(new StreamError('not-authorized', 'authenticate first'));
+  }
+
+  private startTls(): void {
+    if (this.transport.secure || !this.transport.canStartTls) {
+      // RFC 6120 §5.4.2.2: failure, then close.
+      this.sendRaw(`<failure xmlns='${NS.TLS}'/>`);
+      return this.close();
+    }
+    this.sendRaw(`<proceed xmlns='${NS.TLS}'/>`);
+    this.parser.reset();
+    this.headerSent = false;
+    this.transport.startTls().catch((err: Error) => {
+      this.log.debug({ err: err.message, ip: this.remoteAddress }, 'c2s: TLS handshake failed');
+      this.phase = 'closed';
+      this.transport.close();
+    });
+  }
+
+  private decode(el: XmlElement): Buffer {
+    const t = el.text().trim();
+    if (t === '=' || t === '') return Buffer.alloc(0);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(t) || t.length % 4 !== 0) {
+      throw new SaslError('incorrect-encoding', 'the data is not valid base64 (RFC 6120 §6.4.2)');
+    }
+    return Buffer.from(t, 'base64');
+  }
+
+  private async saslAuth(el: XmlElement): Promise<void> {
+    const mech = el.attrs.mechanism ?? '';
+    if (!this.mechanisms().includes(mech)) {
+      return this.saslFailure(
+        mech === 'PLAIN' && !this.transport.secure ? 'encryption-required' : 'invalid-mechanism',
+        `mechanism '${mech}' is not offered on this stream`,
+        false,
+      );
+    }
+    this.saslBusy = true;
+    try {
+      const initial = el.text().trim() === '' ? null : this.decode(el);
+      if (mech === 'PLAIN') {
+        this.sasl = 'PLAIN';
+        if (initial === null) {
+          this.saslBusy = false;
+          return this.sendRaw(`<challenge xmlns='${NS.SASL}'/>`);
+        }
+        return await this.plain(initial);
+      }
+      const s = SCRAM_MECHANISMS[mech]!;
+      const accounts = this.ctx.accounts;
+      const scram = new ScramServer({
+        hash: s.hash,
+        plus: s.plus,
+        channelBinding: this.transport.secure ? { type: 'tls-exporter', data: this.transport.channelBinding()! } : null,
+        // A client that supports only other channel-binding types (tls-unique: slixmpp 1.8) sends 'y' although
+        // we offer -PLUS; refusing it would lock such clients out. XEP-0440 tells capable clients our types.
+        serverAdvertisedPlus: false,
+        lookup: (username) => accounts.credentials(username, s.hash),
+        unknownUserIterations: this.ctx.options.scramIterations,
+      });
+      this.sasl = scram;
+      if (initial === null) {
+        this.saslBusy = false;
+        return this.sendRaw(`<challenge xmlns='${NS.SASL}'/>`);
+      }
+      const serverFirst = await scram.start(initial);
+      this.sendRaw(`<challenge xmlns='${NS.SASL}'>${serverFirst.toString('base64')}</challenge>`);
+    } catch (err) {
+      return this.saslError(err);
+    } finally {
+      this.saslBusy = false;
+    }
+  }
+
+  private async saslResponse(el: XmlElement): Promise<void> {
+    const sasl = this.sasl;
+    if (!sasl) return this.saslFailure('malformed-request', 'no authentication exchange in progress', false);
+    this.saslBusy = true;
+    try {
+      const data = this.decode(el);
+      if (sasl === 'PLAIN') return await this.plain(data);
+      if (sasl.username === '') {
+        const serverFirst = await sasl.start(data);
+        return this.sendRaw(`<challenge xmlns='${NS.SASL}'>${serverFirst.toString('base64')}</challenge>`);
+      }
+      const serverFinal = await sasl.finish(data);
+      this.checkAuthzid(sasl.authzid, sasl.username);
+      this.saslSuccess(sasl.username, serverFinal);
+    } catch (err) {
+      return this.saslError(err);
+    } finally {
+      this.saslBusy = false;
+    }
+  }
+
+  private async plain(data: Buffer): Promise<void> {
+    const { authzid, authcid, password } = parsePlain(data);
+    let user: string;
+    try {
+      user = this.ctx.accounts.prepareUsername(authcid);
+    } catch {
+      throw new SaslError('not-authorized');
+    }
+    if (!(await this.ctx.accounts.verifyPassword(user, password))) throw new SaslError('not-authorized');
+    this.checkAuthzid(authzid === '' ? undefined : authzid, user);
+    this.saslSuccess(user, null);
+  }
+
+  /** RFC 6120 §6.4.6: an authzid other than the account's own bare JID is refused. */
+  private checkAuthzid(authzid: string | undefined, user: string): void {
+    if (authzid === undefined) return;
+    const j = JID.tryParse(authzid);
+    if (!j || j.toString() !== `${user}@${this.ctx.domain}`) {
+      throw new SaslError('invalid-authzid', 'you may only authorize as your own account');
+    }
+  }
+
+  private saslSuccess(user: string, additional: Buffer | null): void {
+    if (this.phase !== 'open') return;
+    this.ctx.throttle.succeed(this.remoteAddress);
+    this.sasl = null;
+    this.authenticated = true;
+    this.username = user;
+    this.sendRaw(`<success xmlns='${NS.SASL}'>${additional ? additional.toString('base64') : ''}</success>`);
+    // RFC 6120 §6.4.6: the stream restarts; discard the parser state.
+    this.parser.reset();
+    this.headerSent = false;
+  }
+
+  private saslError(err: unknown): void {
+    this.sasl = null;
+    if (err instanceof SaslError) return this.saslFailure(err.condition, err.condition === 'not-authorized' ? undefined : err.message, true);
+    this.log.error({ err }, 'c2s: SASL failed');
+    return this.saslFailure('temporary-auth-failure', undefined, true);
+  }
+
+  private saslFailure(condition: SaslCondition, text: string | undefined, counts: boolean): void {
+    const body = `<failure xmlns='${NS.SASL}'><${condition}/>${text ? `<text xml:lang='en'>${escapeAttr(text)}</text>` : ''}</failure>`;
+    if (!counts) return this.sendRaw(body);
+    this.authFailures++;
+    const delay = this.ctx.throttle.fail(this.remoteAddress);
+    this.saslBusy = true;
+    setTimeout(() => {
+      this.saslBusy = false;
+      if (this.phase !== 'open') return;
+      this.sendRaw(body);
+      if (this.authFailures >= MAX_AUTH_ATTEMPTS) {
+        this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
+      }
+    }, delay).unref();
+  }
+
+  // --- After authentication: resource binding ---------------------------
+
+  private preBind(el: XmlElement): void {
+    if (el.name === 'iq' && el.ns === NS.CLIENT) {
+      const bind = el.getChild('bind', NS.BIND);
+      if (bind && el.attrs.type === 'set') return this.bind(el, bind);
+      if (el.attrs.type === 'set' && el.getChild('session', NS.SESSION)) {
+        return this.replyError(el, new StanzaError('not-allowed', 'bind a resource first'));
+      }
+    }
+    this.close(new StreamError('not-authorized', 'bind a resource first (RFC 6120 §7)'));
+  }
+
+  private bind(iq: XmlElement, bind: XmlElement): void {
+    const requested = bind.getChildText('resource')?.trim() ?? '';
+    let jid: JID;
+    try {
+      jid = JID.of(this.username, this.ctx.domain, requested === '' ? randomBytes(6).toString('hex') : requested);
+    } catch {
+      // RFC 6120 §7.7.2.1: a resource that cannot be processed.
+      return this.replyError(iq, new StanzaError('bad-request', `'${requested}' is not a valid resource`));
+    }
+    this.jid = jid;
+    this.fullJidString = jid.toString();
+    this.bound = true;
+    clearTimeout(this.authTimer);
+    const replaced = this.ctx.sessions.add(this);
+    // RFC 6120 §7.7.2.2: our policy is that the new session replaces the old one.
+    if (replaced) (replaced as C2SStream).close(new StreamError('conflict', 'replaced by a new session with the same resource'));
+    this.sendRaw(
+      xml('iq', { type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS.BIND }, xml('jid', null, this.fullJidString))).toString(),
+    );
+    this.log.debug({ jid: this.fullJidString, ip: this.remoteAddress }, 'c2s: session bound');
+    void this.ctx.hooks.emit('session/started', this).catch((err) => this.log.error({ err }, 'session/started hook failed'));
+  }
+
+  private replyError(stanza: XmlElement, err: StanzaError): void {
+    const r = errorReply(stanza, err);
+    if (r) {
+      delete r.attrs.from;
+      this.sendRaw(r.toString());
+    }
+  }
+
+  // --- Bound: stanzas ---------------------------------------------------
+
+  private inbound(el: XmlElement): void {
+    if (el.ns !== NS.CLIENT) {
+      for (const p of this.ctx.streamFeatures) {
+        if (p.ns === el.ns && p.handle) return p.handle(el, this);
+      }
+      return this.close(new StreamError('unsupported-stanza-type', `<${el.name}/> in ${el.ns} is not supported`));
+    }
+    const name = el.name;
+    if (name !== 'message' && name !== 'presence' && name !== 'iq') {
+      return this.close(new StreamError('unsupported-stanza-type', `<${name}/> is not a stanza`));
+    }
+    // RFC 6120 §8.1.2.1: stamp 'from'; a client may only use its own full or bare JID.
+    const from = el.attrs.from;
+    if (from !== undefined && from !== this.fullJidString) {
+      const j = JID.tryParse(from);
+      if (!j || !(j.equals(this.jid) || (j.isBare() && j.equals(this.jid.bare())))) {
+        return this.close(new StreamError('invalid-from', `'${from}' is not this session's address`));
+      }
+    }
+    el.attrs.from = this.fullJidString;
+    if (name === 'iq' && el.attrs.type === 'set' && el.attrs.to === undefined && el.getChild('session', NS.SESSION)) {
+      // Legacy session establishment (RFC 3921 §3): nothing to do.
+      return this.sendRaw(`<iq type='result' id='${escapeAttr(el.attrs.id ?? '')}'/>`);
+    }
+    if (name === 'presence' && el.attrs.to === undefined) this.trackPresence(el);
+    if (this.ctx.hooks.has('stanza/in')) {
+      const r = this.ctx.hooks.fire('stanza/in', { stanza: el, session: this });
+      if (r === true) return;
+    }
+    this.ctx.router.route(el, this);
+  }
+
+  /** RFC 6121 §4.2, §4.7.2.3: availability and priority of this resource, from its broadcast presence. */
+  private trackPresence(el: XmlElement): void {
+    const type = el.attrs.type;
+    if (type === undefined) {
+      const p = Number.parseInt(el.getChildText('priority') ?? '0', 10);
+      this.priority = Number.isFinite(p) ? Math.max(-128, Math.min(127, p)) : 0;
+      this.presence = el;
+    } else if (type === 'unavailable') {
+      this.presence = null;
+    }
+  }
+
+  // --- Output -----------------------------------------------------------
+
+  /** Sends a stanza to the client (Session API). */
+  send(stanza: XmlElement): void {
+    if (this.phase !== 'open') return;
+    if (this.ctx.hooks.has('stanza/out')) {
+      const r = this.ctx.hooks.fire('stanza/out', { stanza, session: this });
+      if (r === true) return;
+    }
+    this.sendRaw(stanza.toString());
+    if (this.transport.pendingBytes > this.ctx.options.maxOutputQueue) {
+      this.close(new StreamError('policy-violation', 'the client does not read its stream'));
+    }
+  }
+
+  private sendRaw(s: string): void {
+    if (this.phase === 'closed') return;
+    this.transport.write(s);
+  }
+
+  /**
+   * Closes the stream (RFC 6120 §4.4): the error when given (§4.9), then
+   * `</stream:stream>`, then the connection.
+   */
+  close(error?: StreamError): void {
+    if (this.phase === 'closing' || this.phase === 'closed') return;
+    if (error) {
+      if (!this.headerSent) {
+        this.sendRaw(`<?xml version='1.0'?><stream:stream from='${escapeAttr(this.ctx.domain)}' id='${this.id || randomBytes(12).toString('base64url')}' ${STREAM_HEADER_TAIL}>`);
+        this.headerSent = true;
+      }
+      this.sendRaw(error.toXML());
+      this.log.debug({ condition: error.condition, text: error.text, ip: this.remoteAddress }, 'c2s: stream error');
+    }
+    if (this.headerSent) this.sendRaw('</stream:stream>');
+    this.phase = 'closing';
+    this.transport.close();
+    this.teardown();
+  }
+
+  private teardown(): void {
+    if (this.phase === 'closed') return;
+    this.phase = 'closed';
+    clearTimeout(this.authTimer);
+    this.ctx.streams.delete(this);
+    if (this.bound) {
+      const wasRegistered = this.ctx.sessions.remove(this);
+      void this.ctx.hooks
+        .emit('session/ended', { session: this, replaced: !wasRegistered })
+        .catch((err) => this.log.error({ err }, 'session/ended hook failed'));
+    }
+  }
+}

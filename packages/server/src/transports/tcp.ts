@@ -1,0 +1,165 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import type { StreamTransport } from './transport.ts';
+
+/**
+ * A TCP connection carrying one XMPP stream, optionally upgraded with STARTTLS
+ * (RFC 6120 §5) or TLS from the first byte (XEP-0368 direct TLS). Writes made in
+ * one event-loop turn are corked into one socket write; Nagle is off.
+ */
+export class TcpTransport implements StreamTransport {
+  private socket: net.Socket | tls.TLSSocket;
+  private secureContext: tls.SecureContext | null;
+  private onData: ((chunk: Buffer) => void) | null = null;
+  private onClose: (() => void) | null = null;
+  private corked = false;
+  private closed = false;
+  private cb: Buffer | null | undefined;
+  readonly remoteAddress: string;
+  secure: boolean;
+
+  /**
+   * @param socket an accepted socket (a TLSSocket for direct TLS)
+   * @param secureContext the server's TLS context for STARTTLS; `null` disables STARTTLS
+   */
+  constructor(socket: net.Socket | tls.TLSSocket, secureContext: tls.SecureContext | null) {
+    this.socket = socket;
+    this.secureContext = secureContext;
+    this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.secure = socket instanceof tls.TLSSocket;
+    socket.setNoDelay(true);
+    this.listen(socket);
+  }
+
+  get canStartTls(): boolean {
+    return !this.secure && this.secureContext !== null;
+  }
+
+  get pendingBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  attach(onData: (chunk: Buffer) => void, onClose: () => void): void {
+    this.onData = onData;
+    this.onClose = onClose;
+  }
+
+  private listen(socket: net.Socket): void {
+    socket.on('data', (chunk: Buffer) => this.onData?.(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => {
+      this.closed = true;
+      this.onClose?.();
+    });
+  }
+
+  write(data: string): void {
+    const s = this.socket;
+    if (this.closed || !s.writable) return;
+    if (!this.corked) {
+      this.corked = true;
+      s.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        s.uncork();
+      });
+    }
+    s.write(data);
+  }
+
+  startTls(): Promise<void> {
+    const raw = this.socket;
+    if (!this.secureContext || this.secure) return Promise.reject(new Error('TLS not available'));
+    // Flush <proceed/> before the handshake takes over the socket.
+    if (this.corked) {
+      this.corked = false;
+      raw.uncork();
+    }
+    raw.removeAllListeners('data');
+    raw.removeAllListeners('close');
+    raw.removeAllListeners('error');
+    const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext });
+    this.socket = tlsSocket;
+    this.secure = true;
+    this.cb = undefined;
+    this.listen(tlsSocket);
+    return new Promise((resolve, reject) => {
+      tlsSocket.once('secure', () => resolve());
+      tlsSocket.once('error', reject);
+    });
+  }
+
+  channelBinding(): Buffer | null {
+    if (!this.secure) return null;
+    if (this.cb === undefined) {
+      try {
+        // RFC 9266 §2: tls-exporter channel binding.
+        this.cb = (this.socket as tls.TLSSocket).exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
+      } catch {
+        this.cb = null;
+      }
+    }
+    return this.cb;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const s = this.socket;
+    if (this.corked) {
+      this.corked = false;
+      s.uncork();
+    }
+    s.end();
+    // Do not wait for a peer that never closes its side.
+    setTimeout(() => s.destroy(), 2000).unref();
+  }
+}
+
+/** A listening TCP (or direct TLS) port. */
+export interface Listener {
+  /** The bound addresses, e.g. `[::]:5222`. */
+  addresses(): string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `port` on each of `interfaces` (`'::'` = all, dual-stack). With
+ * `tlsOptions` the port speaks TLS from the first byte (XEP-0368), announcing
+ * ALPN `xmpp-client`. Resolves once every address is bound; port 0 picks a free
+ * port (shared by all interfaces).
+ */
+export async function listenTcp(
+  interfaces: string[],
+  port: number,
+  tlsOptions: tls.TlsOptions | null,
+  onConnection: (socket: net.Socket) => void,
+): Promise<Listener> {
+  const servers: net.Server[] = [];
+  let actualPort = port;
+  for (const host of interfaces) {
+    const server = tlsOptions
+      ? tls.createServer({ ...tlsOptions, ALPNProtocols: ['xmpp-client'] }, onConnection)
+      : net.createServer(onConnection);
+    if (tlsOptions) server.on('tlsClientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port: actualPort }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('error', () => {});
+    actualPort = (server.address() as net.AddressInfo).port;
+    servers.push(server);
+  }
+  return {
+    addresses: () =>
+      servers.map((s) => {
+        const a = s.address() as net.AddressInfo;
+        return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+      }),
+    close: () =>
+      Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => undefined),
+  };
+}

@@ -1,0 +1,269 @@
+import { SaxesParser, type SaxesTagNS } from 'saxes';
+import { XmlElement, type XmlAttrs } from './element.ts';
+import { StreamError } from '../errors.ts';
+
+/** Limits applied while parsing a stream (RFC 6120 §13.12: resource exhaustion). */
+export interface XmlStreamLimits {
+  /** Largest stanza, in characters of input (≈ bytes for ASCII); larger → `policy-violation`. */
+  maxStanzaSize: number;
+  /** Deepest element nesting inside a stanza; deeper → `policy-violation`. */
+  maxDepth: number;
+  /** Most attributes on one element; more → `policy-violation`. */
+  maxAttributes: number;
+}
+
+export const DEFAULT_STREAM_LIMITS: XmlStreamLimits = { maxStanzaSize: 262144, maxDepth: 32, maxAttributes: 64 };
+
+/** The root element of a stream as received. */
+export interface StreamHeader {
+  /** Local name of the root element (`stream` for TCP streams, `open` for RFC 7395 framing). */
+  name: string;
+  /** Namespace of the root element. */
+  ns: string;
+  /** Prefix of the root element on the wire (`stream` by convention). */
+  prefix: string;
+  /** The default namespace in scope (the stream's content namespace, e.g. `jabber:client`). */
+  contentNs: string;
+  /** Attributes other than namespace declarations (`to`, `from`, `version`, `xml:lang`, `id`). */
+  attrs: XmlAttrs;
+}
+
+/** What an {@link XmlStreamParser} reports. All calls happen synchronously inside `feed()`. */
+export interface XmlStreamHandler {
+  streamStart(header: StreamHeader): void;
+  stanza(el: XmlElement): void;
+  streamEnd(): void;
+  /** A fatal stream error; the parser accepts no more input after it. */
+  streamError(err: StreamError): void;
+}
+
+const decoderOptions = { fatal: true } as const;
+
+/**
+ * Streaming parser for an XMPP stream (RFC 6120 §4, §11) on top of saxes, fed in
+ * chunks of any size and split. Enforces restricted XML (§11.1: no DTD,
+ * comments, processing instructions, or entity references beyond the five
+ * predefined ones → `restricted-xml`), well-formedness (`not-well-formed`),
+ * UTF-8 (`unsupported-encoding`, §11.6) and the size, depth and attribute
+ * limits (`policy-violation`). Whitespace between stanzas is accepted (keepalives).
+ *
+ * In `framed` mode (RFC 7395 WebSocket) each message is a complete document:
+ * `<open/>`, `<close/>` and single stanzas.
+ */
+export class XmlStreamParser {
+  private sax!: StreamSax;
+  private decoder = new TextDecoder('utf-8', decoderOptions);
+  private handler: XmlStreamHandler;
+  private limits: XmlStreamLimits;
+  private stack: XmlElement[] = [];
+  private rootSeen = false;
+  private stanzaStart = 0;
+  private failed = false;
+  private ended = false;
+
+  constructor(handler: XmlStreamHandler, limits: Partial<XmlStreamLimits> = {}) {
+    this.handler = handler;
+    this.limits = { ...DEFAULT_STREAM_LIMITS, ...limits };
+    this.reset();
+  }
+
+  /** Discards all parser state; the next input must start a new stream (RFC 6120 §4.3.3 restart). */
+  reset(): void {
+    const sax = new StreamSax(this);
+    this.sax = sax;
+    this.stack = [];
+    this.rootSeen = false;
+    this.failed = false;
+    this.ended = false;
+  }
+
+  /** `true` once a stream error was reported or the stream ended. */
+  get closed(): boolean {
+    return this.failed || this.ended;
+  }
+
+  /**
+   * Feeds bytes (UTF-8) or already-decoded text. Handler callbacks run
+   * synchronously. Invalid UTF-8 → `unsupported-encoding`... reported as
+   * `not-well-formed` when the bytes are not UTF-8 at all (RFC 6120 §11.6).
+   */
+  feed(chunk: Uint8Array | string): void {
+    if (this.failed || this.ended) return;
+    let text: string;
+    if (typeof chunk === 'string') text = chunk;
+    else {
+      try {
+        text = this.decoder.decode(chunk, { stream: true });
+      } catch {
+        this.fail(new StreamError('not-well-formed', 'input is not valid UTF-8 (RFC 6120 §11.6)'));
+        return;
+      }
+    }
+    try {
+      this.sax.write(text);
+    } catch (err) {
+      if (err === ABORT) return;
+      this.fail(new StreamError('not-well-formed', (err as Error).message), false);
+      return;
+    }
+    if (!this.failed && this.stack.length > 0 && this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
+      this.fail(
+        new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`),
+        false,
+      );
+    }
+  }
+
+  /** @internal */
+  fail(err: StreamError, abort = true): void {
+    if (this.failed) {
+      if (abort) throw ABORT;
+      return;
+    }
+    this.failed = true;
+    this.handler.streamError(err);
+    if (abort) throw ABORT;
+  }
+
+  /** @internal */
+  onOpenTagStart(): void {
+    if (this.stack.length === 0 && this.rootSeen) this.stanzaStart = this.sax.position;
+    if (this.stack.length >= this.limits.maxDepth) {
+      this.fail(new StreamError('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`));
+    }
+  }
+
+  /** @internal */
+  onOpenTag(tag: SaxesTagNS): void {
+    const attrs: XmlAttrs = {};
+    let count = 0;
+    const tagAttrs = tag.attributes;
+    for (const k in tagAttrs) {
+      const a = tagAttrs[k]!;
+      if (++count > this.limits.maxAttributes) {
+        this.fail(new StreamError('policy-violation', `more than ${this.limits.maxAttributes} attributes on <${tag.name}>`));
+      }
+      const prefix = a.prefix;
+      if (prefix === '') {
+        if (a.name !== 'xmlns') attrs[a.name] = a.value;
+      } else if (prefix !== 'xmlns') {
+        // A namespaced attribute keeps its prefix; declare it on this element (xml: is predeclared).
+        attrs[a.name] = a.value;
+        if (prefix !== 'xml') attrs['xmlns:' + prefix] = a.uri;
+      }
+    }
+    if (!this.rootSeen) {
+      this.rootSeen = true;
+      this.handler.streamStart({
+        name: tag.local,
+        ns: tag.uri,
+        prefix: tag.prefix,
+        contentNs: tag.ns?.[''] ?? '',
+        attrs,
+      });
+      if (tag.isSelfClosing) {
+        // RFC 7395 <open/>: a complete document on its own.
+        this.ended = true;
+      }
+      return;
+    }
+    const el = new XmlElement(tag.local, tag.uri, attrs);
+    const stack = this.stack;
+    if (stack.length > 0) stack[stack.length - 1]!.children.push(el);
+    stack.push(el);
+  }
+
+  /** @internal */
+  onCloseTag(): void {
+    const stack = this.stack;
+    if (stack.length === 0) {
+      // The root element closed: </stream:stream>.
+      this.ended = true;
+      this.handler.streamEnd();
+      throw ABORT;
+    }
+    const el = stack.pop()!;
+    if (stack.length === 0) {
+      if (this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
+        this.fail(new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`));
+      }
+      this.stanzaStart = 0;
+      this.handler.stanza(el);
+      if (this.failed || this.ended) throw ABORT;
+    }
+  }
+
+  /** @internal */
+  onText(text: string): void {
+    const stack = this.stack;
+    if (stack.length === 0) {
+      // Between stanzas only whitespace is allowed (keepalives, RFC 6120 §4.6.1).
+      if (!/^[ \t\r\n]*$/.test(text)) this.fail(new StreamError('bad-format', 'character data at stream level'));
+      return;
+    }
+    stack[stack.length - 1]!.children.push(text);
+  }
+}
+
+const ABORT: unique symbol = Symbol('abort');
+
+/** The handler slots of SaxesParser (private in its typings; set once at construction, not with `.on()`). */
+interface SaxHandlerSlots {
+  doctypeHandler: (doctype: string) => void;
+  commentHandler: (comment: string) => void;
+  piHandler: (pi: { target: string; body: string }) => void;
+  openTagStartHandler: () => void;
+  openTagHandler: (tag: SaxesTagNS) => void;
+  closeTagHandler: () => void;
+  textHandler: (text: string) => void;
+  cdataHandler: (text: string) => void;
+  errorHandler: (err: Error) => void;
+}
+
+/** saxes with namespaces and positions, its handlers bound to one XmlStreamParser. */
+class StreamSax extends SaxesParser<{ xmlns: true; position: true }> {
+  constructor(owner: XmlStreamParser) {
+    super({ xmlns: true, position: true });
+    const slots = this as unknown as SaxHandlerSlots;
+    slots.doctypeHandler = () => owner.fail(new StreamError('restricted-xml', 'a DTD is not allowed (RFC 6120 §11.1)'));
+    slots.commentHandler = () => owner.fail(new StreamError('restricted-xml', 'comments are not allowed (RFC 6120 §11.1)'));
+    slots.piHandler = (pi) =>
+      owner.fail(new StreamError('restricted-xml', `processing instruction <?${pi.target}?> is not allowed (RFC 6120 §11.1)`));
+    slots.openTagStartHandler = () => owner.onOpenTagStart();
+    slots.openTagHandler = (tag) => owner.onOpenTag(tag);
+    slots.closeTagHandler = () => owner.onCloseTag();
+    slots.textHandler = (text) => owner.onText(text);
+    slots.cdataHandler = (text) => owner.onText(text);
+    slots.errorHandler = (err) => {
+      // saxes reports an entity reference other than the five predefined ones as "undefined entity".
+      const cond = /entity/i.test(err.message) ? 'restricted-xml' : 'not-well-formed';
+      owner.fail(new StreamError(cond, err.message));
+    };
+  }
+}
+
+/**
+ * Parses one complete XML fragment (e.g. a stanza in a test, or a WebSocket
+ * frame's element) into an element. Throws a StreamError on bad input.
+ */
+export function parseXml(input: string, limits: Partial<XmlStreamLimits> = {}): XmlElement {
+  let result: XmlElement | undefined;
+  let error: StreamError | undefined;
+  const p = new XmlStreamParser(
+    {
+      streamStart: () => {},
+      stanza: (el) => {
+        result = el;
+      },
+      streamEnd: () => {},
+      streamError: (e) => {
+        error = e;
+      },
+    },
+    limits,
+  );
+  p.feed(`<wrapper xmlns='jabber:client'>${input}</wrapper>`);
+  if (error) throw error;
+  if (!result) throw new StreamError('not-well-formed', 'no element');
+  return result;
+}
