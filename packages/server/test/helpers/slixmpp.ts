@@ -1,0 +1,73 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const SCRIPT = fileURLToPath(new URL('../interop/slixmpp_client.py', import.meta.url));
+/** Debian's python, where python3-slixmpp is installed (not a pyenv shim). */
+export const PYTHON = '/usr/bin/python3';
+
+/** Throws a clear error when python3-slixmpp is missing (`.ci/run` installs it). */
+export function requireSlixmpp(): void {
+  const r = spawnSync(PYTHON, ['-c', 'import slixmpp'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3-slixmpp is not installed (apt-get install python3-slixmpp): ${r.stderr}`);
+}
+
+/** One JSON event printed by the slixmpp driver script. */
+export type SliEvent = { event: string; [k: string]: unknown };
+
+/** A running slixmpp client process; `events` fills as it prints. */
+export interface SliRun {
+  events: SliEvent[];
+  /** Resolves with the first event of that name (rejects after `ms`). */
+  waitEvent(name: string, ms?: number): Promise<SliEvent>;
+  /** Resolves with the exit code and every event. */
+  done: Promise<{ code: number | null; events: SliEvent[]; stderr: string }>;
+  kill(): void;
+}
+
+/** Runs `slixmpp_client.py PORT JID PASSWORD MECHANISM SCENARIO ARGS…`. */
+export function runSlixmpp(port: number, jid: string, password: string, mechanism: string, scenario: string, ...args: string[]): SliRun {
+  const child = spawn(PYTHON, [SCRIPT, String(port), jid, password, mechanism, scenario, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const events: SliEvent[] = [];
+  let buf = '';
+  let stderr = '';
+  const waiters: Array<() => void> = [];
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    let i: number;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line.startsWith('{')) events.push(JSON.parse(line) as SliEvent);
+      for (const w of waiters.splice(0)) w();
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<{ code: number | null; events: SliEvent[]; stderr: string }>((resolve) =>
+    child.on('close', (code) => {
+      for (const w of waiters.splice(0)) w();
+      resolve({ code, events, stderr });
+    }),
+  );
+  let exited = false;
+  void done.then(() => (exited = true));
+  return {
+    events,
+    done,
+    kill: () => child.kill(),
+    async waitEvent(name, ms = 20000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const e = events.find((ev) => ev.event === name);
+        if (e) return e;
+        if (exited || Date.now() > deadline) throw new Error(`slixmpp: no '${name}' event; events ${JSON.stringify(events)}; stderr ${stderr.slice(-2000)}`);
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, 200);
+          waiters.push(() => {
+            clearTimeout(t);
+            r();
+          });
+        });
+      }
+    },
+  };
+}
