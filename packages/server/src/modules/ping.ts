@@ -5,7 +5,7 @@ import { defineModule } from '../core/module.ts';
  * XMPP Ping (XEP-0199): answers pings to the server and to accounts (§4.2,
  * §4.3), and pings clients that have been idle for `ping.interval`, closing a
  * stream with `connection-timeout` when no answer comes within `ping.timeout`
- * (§4.2; RFC 6120 §4.6.4).
+ * (§4.1; RFC 6120 §4.6.4).
  */
 export const pingModule = defineModule({
   name: 'ping',
@@ -31,7 +31,7 @@ export const pingModule = defineModule({
             () => waiting.delete(s),
             (err: Error & { condition?: string }) => {
               waiting.delete(s);
-              // An error reply still proves the client is alive (XEP-0199 §4.2); silence does not.
+              // An error reply still proves the client is alive (XEP-0199 §4.1); silence does not.
               if (err.condition === 'remote-server-timeout' && s.lastActivity <= sentAt) {
                 s.close(new StreamError('connection-timeout', `no answer to a ping within ${timeout} ms`));
               }

@@ -57,6 +57,10 @@ export class XmlStreamParser {
   private limits: XmlStreamLimits;
   private stack: XmlElement[] = [];
   private rootSeen = false;
+  /**
+   * Input position where the data now buffered began: the start of the current stanza, or
+   * the end of the last top-level event (stream header, stanza, stream-level text).
+   */
   private stanzaStart = 0;
   private failed = false;
   private ended = false;
@@ -73,6 +77,7 @@ export class XmlStreamParser {
     this.sax = sax;
     this.stack = [];
     this.rootSeen = false;
+    this.stanzaStart = 0;
     this.failed = false;
     this.ended = false;
   }
@@ -95,7 +100,9 @@ export class XmlStreamParser {
       try {
         text = this.decoder.decode(chunk, { stream: true });
       } catch {
-        this.fail(new StreamError('not-well-formed', 'input is not valid UTF-8 (RFC 6120 §11.6)'));
+        // Not through the ABORT path: we are outside sax.write(), so nothing would catch it
+        // (it crashed the process on a client's invalid UTF-8, RFC 6120 §11.6).
+        this.fail(new StreamError('not-well-formed', 'input is not valid UTF-8 (RFC 6120 §11.6)'), false);
         return;
       }
     }
@@ -106,7 +113,10 @@ export class XmlStreamParser {
       this.fail(new StreamError('not-well-formed', (err as Error).message), false);
       return;
     }
-    if (!this.failed && this.stack.length > 0 && this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
+    // RFC 6120 §13.12: cap whatever saxes buffers, not only open stanzas — an unfinished start
+    // tag (`<message to='aaa…`), an unterminated entity or PI, stream-level text or the stream
+    // header itself would otherwise grow without bound.
+    if (!this.failed && !this.ended && this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
       this.fail(
         new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`),
         false,
@@ -165,6 +175,7 @@ export class XmlStreamParser {
         // RFC 7395 <open/>: a complete document on its own.
         this.ended = true;
       }
+      this.stanzaStart = this.sax.position;
       return;
     }
     const el = new XmlElement(tag.local, tag.uri, attrs);
@@ -187,7 +198,7 @@ export class XmlStreamParser {
       if (this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
         this.fail(new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`));
       }
-      this.stanzaStart = 0;
+      this.stanzaStart = this.sax.position;
       this.handler.stanza(el);
       if (this.failed || this.ended) throw ABORT;
     }
@@ -199,6 +210,7 @@ export class XmlStreamParser {
     if (stack.length === 0) {
       // Between stanzas only whitespace is allowed (keepalives, RFC 6120 §4.6.1).
       if (!/^[ \t\r\n]*$/.test(text)) this.fail(new StreamError('bad-format', 'character data at stream level'));
+      this.stanzaStart = this.sax.position;
       return;
     }
     stack[stack.length - 1]!.children.push(text);
@@ -235,8 +247,10 @@ class StreamSax extends SaxesParser<{ xmlns: true; position: true }> {
     slots.textHandler = (text) => owner.onText(text);
     slots.cdataHandler = (text) => owner.onText(text);
     slots.errorHandler = (err) => {
-      // saxes reports an entity reference other than the five predefined ones as "undefined entity".
-      const cond = /entity/i.test(err.message) ? 'restricted-xml' : 'not-well-formed';
+      // RFC 6120 §11.1: an entity reference other than the five predefined ones ("undefined entity")
+      // and a DTD inside the stream ("inappropriately located doctype") are restricted XML; other
+      // entity errors (`&#0;`, `&;`, `&a b;`) are plain well-formedness errors.
+      const cond = /undefined entity|doctype/i.test(err.message) ? 'restricted-xml' : 'not-well-formed';
       owner.fail(new StreamError(cond, err.message));
     };
   }
