@@ -116,7 +116,7 @@ export class XmlStreamParser {
     // RFC 6120 §13.12: cap whatever saxes buffers, not only open stanzas — an unfinished start
     // tag (`<message to='aaa…`), an unterminated entity or PI, stream-level text or the stream
     // header itself would otherwise grow without bound.
-    if (!this.failed && !this.ended && this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
+    if (!this.failed && !this.ended && this.sax.consumed - this.stanzaStart > this.limits.maxStanzaSize) {
       this.fail(
         new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`),
         false,
@@ -234,6 +234,11 @@ interface SaxHandlerSlots {
 
 /** saxes with namespaces and positions, its handlers bound to one XmlStreamParser. */
 class StreamSax extends SaxesParser<{ xmlns: true; position: true }> {
+  /** Characters consumed by completed `write()` calls (valid between writes). */
+  get consumed(): number {
+    return (this as unknown as { chunkPosition: number }).chunkPosition;
+  }
+
   constructor(owner: XmlStreamParser) {
     super({ xmlns: true, position: true });
     const slots = this as unknown as SaxHandlerSlots;
@@ -246,6 +251,18 @@ class StreamSax extends SaxesParser<{ xmlns: true; position: true }> {
     slots.closeTagHandler = () => owner.onCloseTag();
     slots.textHandler = (text) => owner.onText(text);
     slots.cdataHandler = (text) => owner.onText(text);
+    // saxes pops the open element and calls closeTagHandler *before* comparing names, so
+    // `<message>…</foo>` would deliver the stanza and a stray `</foo>` would end the stream
+    // cleanly; check the name first so both are not-well-formed (RFC 6120 §11.3).
+    const internals = this as unknown as { name: string; tags: SaxesTagNS[]; closeTag: () => void };
+    const closeTag = internals.closeTag;
+    internals.closeTag = () => {
+      const top = internals.tags[internals.tags.length - 1];
+      if (internals.name !== '' && top !== undefined && top.name !== internals.name) {
+        owner.fail(new StreamError('not-well-formed', `unexpected close tag </${internals.name}>`));
+      }
+      closeTag.call(this);
+    };
     slots.errorHandler = (err) => {
       // RFC 6120 §11.1: an entity reference other than the five predefined ones ("undefined entity")
       // and a DTD inside the stream ("inappropriately located doctype") are restricted XML; other
