@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { client, xml } from '@xmpp/client';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { requireSlixmpp, runSlixmpp } from './helpers/slixmpp.ts';
+import { RawClient } from './helpers/raw-client.ts';
 
 // The server's certificate is self-signed; xmpp.js has no per-connection switch for that.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -96,4 +97,38 @@ describe('independent clients', () => {
       bob.kill();
     }
   });
+
+  for (const [what, bad, condition] of [
+    ['malformed XML', '<message><body>oops</message>', 'not-well-formed'],
+    ['an oversized stanza', `<message to='bob@localhost'><body>${'x'.repeat(300_000)}</body></message>`, 'policy-violation'],
+  ] as const) {
+    test(`${what} ends only the offending stream; @xmpp/client and slixmpp sessions keep working`, async () => {
+      const bob = runSlixmpp(srv.port, 'bob@localhost/calm', 'bob-pw', 'SCRAM-SHA-1', 'recv', '1');
+      try {
+        await bob.waitEvent('ready');
+        const alice = await xmppjs(srv.port, 'alice', 'alice-pw', 'calm');
+        try {
+          const { client: rogue } = await RawClient.login(srv.port, 'alice', 'alice-pw', 'rogue');
+          rogue.send(bad);
+          assert.equal(await rogue.streamError(), condition);
+          await rogue.closed;
+          // The other sessions are untouched: a ping round trip and a message both ways.
+          const res = await alice.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+          assert.equal(res.attrs.type, 'result');
+          const echo = new Promise<string | null>((resolve) => {
+            alice.on('stanza', (s) => {
+              if (s.is('message') && s.attrs.type === 'chat') resolve(s.getChildText('body'));
+            });
+          });
+          await alice.send(xml('message', { to: 'bob@localhost/calm', type: 'chat' }, xml('body', {}, 'still there?')));
+          assert.equal((await bob.waitEvent('message')).body, 'still there?');
+          assert.equal(await echo, 'echo: still there?');
+        } finally {
+          await alice.stop();
+        }
+      } finally {
+        bob.kill();
+      }
+    });
+  }
 });
