@@ -5,5 +5,7 @@ export { Router, type StanzaEvent, type IqHandler, type AddressKind } from './co
 export { SessionManager, type Session } from './core/session.ts';
 export { DiscoInfo, type DiscoIdentity } from './core/disco.ts';
 export { AccountService } from './core/accounts.ts';
+export { CommandRegistry, type AdminCommand, type CommandArg, type CommandEnv } from './core/commands.ts';
+export { ADMIN_COMMANDS } from './core/admin-commands.ts';
 export type { StreamFeatureProvider } from './streams/features.ts';
 export * from './config/index.ts';

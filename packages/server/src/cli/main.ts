@@ -2,7 +2,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { JID, StanzaError } from '@parley/xmpp';
+import { StanzaError } from '@parley/xmpp';
 import { ConfigError, configTemplate, loadConfigFile, type ParleyConfig } from '../config/index.ts';
 import { Server, scramHashesOf, storageConfigOf } from '../core/server.ts';
 import { AccountService } from '../core/accounts.ts';
@@ -10,6 +10,7 @@ import { openDatabase } from '../storage/index.ts';
 import { describeCertificate, loadCertificate } from '../core/certs.ts';
 import { PARLEY_VERSION } from '../core/version.ts';
 import { readPassword } from './password.ts';
+import { ADMIN_COMMANDS } from '../core/admin-commands.ts';
 
 /** Loads the configuration or exits with the validation message (exit code 2). */
 function configOrExit(path: string | undefined): { config: ParleyConfig; path: string | null } {
@@ -32,15 +33,6 @@ async function withAccounts<T>(configPath: string | undefined, fn: (a: AccountSe
   } finally {
     await db.close();
   }
-}
-
-/** `alice` or `alice@domain` → the username, checking the domain. */
-function usernameOf(arg: string, domain: string): string {
-  if (!arg.includes('@')) return arg;
-  const j = JID.tryParse(arg);
-  if (!j || j.resource !== '') throw new Error(`'${arg}' is not a valid account address`);
-  if (j.domain !== domain) throw new Error(`'${arg}' is not on this server's domain (${domain})`);
-  return j.local;
 }
 
 function fail(err: unknown): never {
@@ -150,61 +142,35 @@ program
     process.exit(problems ? 1 : 0);
   });
 
-const user = program.command('user').description('manage accounts');
-user
-  .command('add <username> [password]')
-  .description('create an account (the password is asked for when not given)')
-  .action(async (name: string, password: string | undefined) => {
-    try {
-      await withAccounts(program.opts().config as string | undefined, async (a, c) => {
-        const u = usernameOf(name, c.domain);
-        const p = password ?? (await readPassword(`Password for ${u}@${c.domain}: `, true));
-        const created = await a.create(u, p);
-        process.stdout.write(`created ${created}@${c.domain}\n`);
-      });
-    } catch (err) {
-      fail(err);
-    }
-  });
-user
-  .command('remove <username>')
-  .description('remove an account and its data')
-  .action(async (name: string) => {
-    try {
-      await withAccounts(program.opts().config as string | undefined, async (a, c) => {
-        if (!(await a.remove(usernameOf(name, c.domain)))) throw new Error(`no account '${name}'`);
-        process.stdout.write(`removed ${name}\n`);
-      });
-    } catch (err) {
-      fail(err);
-    }
-  });
-user
-  .command('passwd <username> [password]')
-  .description("change an account's password (asked for when not given)")
-  .action(async (name: string, password: string | undefined) => {
-    try {
-      await withAccounts(program.opts().config as string | undefined, async (a, c) => {
-        const u = usernameOf(name, c.domain);
-        const p = password ?? (await readPassword(`New password for ${u}@${c.domain}: `, true));
-        await a.setPassword(u, p);
-        process.stdout.write(`password changed for ${u}@${c.domain}\n`);
-      });
-    } catch (err) {
-      fail(err);
-    }
-  });
-user
-  .command('list')
-  .description('list the accounts')
-  .action(async () => {
-    try {
-      await withAccounts(program.opts().config as string | undefined, async (a, c) => {
-        for (const u of await a.list()) process.stdout.write(`${u}@${c.domain}\n`);
-      });
-    } catch (err) {
-      fail(err);
-    }
-  });
+// Administrative commands are generated from the command registry (ARCHITECTURE §3).
+const groups = new Map<string, Command>();
+for (const cmd of ADMIN_COMMANDS.list()) {
+  const [group, name] = cmd.name.split('.') as [string, string];
+  let parent = groups.get(group);
+  if (!parent) {
+    parent = program.command(group).description(`${group} commands`);
+    groups.set(group, parent);
+  }
+  const usage = cmd.args.map((a) => (a.optional ? `[${a.name}]` : `<${a.name}>`)).join(' ');
+  parent
+    .command(`${name}${usage ? ` ${usage}` : ''}`)
+    .description(cmd.description)
+    .action(async (...positional: unknown[]) => {
+      try {
+        await withAccounts(program.opts().config as string | undefined, async (accounts, config) => {
+          const args: Record<string, string | undefined> = {};
+          cmd.args.forEach((a, i) => (args[a.name] = positional[i] as string | undefined));
+          for (const a of cmd.args) {
+            if (a.secret && args[a.name] === undefined) {
+              args[a.name] = await readPassword(`${a.description} for ${args.username ?? ''}: `, true);
+            }
+          }
+          for (const line of await cmd.run({ accounts, config }, args)) process.stdout.write(`${line}\n`);
+        });
+      } catch (err) {
+        fail(err);
+      }
+    });
+}
 
 await program.parseAsync(process.argv);
