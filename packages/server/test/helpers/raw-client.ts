@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { NS, XmlStreamParser, buildPlain, xml, type XmlElement } from '@parley/xmpp';
+import { NS, XmlStreamParser, buildPlain, xml, type StreamHeader, type XmlElement } from '@parley/xmpp';
 
 /**
  * A deliberately low-level XMPP client for tests of stream behaviour: it sends
@@ -15,7 +15,13 @@ export class RawClient {
   /** First-level elements received since the last stream header. */
   elements: XmlElement[] = [];
   headers = 0;
+  /** The last stream header received. */
+  header: StreamHeader | null = null;
   ended = false;
+  /** When set, iq pings (XEP-0199) from the server are answered automatically. */
+  answerPings = false;
+  /** Server pings received (answered or not). */
+  pingsReceived = 0;
   closed: Promise<void>;
   private parser: XmlStreamParser;
   private waiters: Array<() => void> = [];
@@ -30,11 +36,20 @@ export class RawClient {
   private newParser(): XmlStreamParser {
     return new XmlStreamParser(
       {
-        streamStart: () => {
+        streamStart: (h) => {
           this.headers++;
+          this.header = h;
           this.notify();
         },
         stanza: (el) => {
+          if (el.name === 'iq' && el.attrs.type === 'get' && el.getChild('ping', NS.PING)) {
+            this.pingsReceived++;
+            if (this.answerPings) {
+              this.send(xml('iq', { type: 'result', id: el.attrs.id, to: el.attrs.from }).toString());
+              this.notify();
+              return;
+            }
+          }
           this.elements.push(el);
           this.notify();
         },
@@ -133,8 +148,11 @@ export class RawClient {
     this.listen(secure);
   }
 
-  /** Full login: header, STARTTLS, SASL PLAIN, restart, bind. Returns the bound JID. */
-  static async login(port: number, user: string, password: string, resource = 'raw'): Promise<{ client: RawClient; jid: string }> {
+  /**
+   * Header, STARTTLS, SASL PLAIN, restart: stops before resource binding.
+   * Returns the client and the features of the restarted (authenticated) stream.
+   */
+  static async authenticate(port: number, user: string, password: string): Promise<{ client: RawClient; features: XmlElement }> {
     const c = await RawClient.connect(port);
     c.open();
     await c.startTls();
@@ -144,12 +162,58 @@ export class RawClient {
     await c.next('success', NS.SASL);
     c.restart();
     c.open();
-    await c.next('features', NS.STREAM);
-    c.send(xml('iq', { type: 'set', id: 'bind1' }, xml('bind', { xmlns: NS.BIND }, xml('resource', null, resource))).toString());
-    const res = await c.next('iq');
+    const features = await c.next('features', NS.STREAM);
+    return { client: c, features };
+  }
+
+  /** Sends a bind request (RFC 6120 §7) for `resource` (none: the server picks one); returns the iq reply. */
+  async bind(resource?: string, id = 'bind1'): Promise<XmlElement> {
+    this.send(
+      xml('iq', { type: 'set', id }, xml('bind', { xmlns: NS.BIND }, resource === undefined ? null : xml('resource', null, resource))).toString(),
+    );
+    return this.nextIq(id);
+  }
+
+  /** Full login: header, STARTTLS, SASL PLAIN, restart, bind. Returns the bound JID. */
+  static async login(port: number, user: string, password: string, resource = 'raw'): Promise<{ client: RawClient; jid: string }> {
+    const { client: c } = await RawClient.authenticate(port, user, password);
+    const res = await c.bind(resource);
     const jid = res.getChild('bind', NS.BIND)?.getChildText('jid');
     if (!jid) throw new Error(`bind failed: ${res.toString()}`);
     return { client: c, jid };
+  }
+
+  /** Waits for the iq with this id (removing it from the queue). */
+  async nextIq(id: string, ms = 5000): Promise<XmlElement> {
+    return this.nextWhere((e) => e.name === 'iq' && e.attrs.id === id, ms, `<iq id='${id}'/>`);
+  }
+
+  /** Sends an iq (as text) and waits for the reply with the same id. */
+  async request(iq: string | XmlElement, ms = 5000): Promise<XmlElement> {
+    const el = typeof iq === 'string' ? null : iq;
+    const id = el ? el.attrs.id : /\bid=['"]([^'"]*)['"]/.exec(iq as string)?.[1];
+    if (id === undefined) throw new Error('request: the iq needs an id');
+    this.send(typeof iq === 'string' ? iq : iq.toString());
+    return this.nextIq(id, ms);
+  }
+
+  /** Waits for the next received element matching `pred`, removing it from the queue. */
+  async nextWhere(pred: (e: XmlElement) => boolean, ms = 5000, what = 'element'): Promise<XmlElement> {
+    return this.waitFor(() => {
+      const i = this.elements.findIndex(pred);
+      if (i < 0) return undefined;
+      return this.elements.splice(i, 1)[0];
+    }, ms, what);
+  }
+
+  /** `true` once the TCP connection is closed. */
+  get isClosed(): boolean {
+    return this.socket.destroyed || this.socket.closed;
+  }
+
+  /** Waits until the connection is closed (by the server), or fails after `ms`. */
+  async waitClosed(ms = 5000): Promise<void> {
+    await this.waitFor(() => this.isClosed, ms, 'the connection to close');
   }
 
   /** Expects the server to restart the stream (after SASL success). */
