@@ -159,3 +159,13 @@ describe('limits → policy-violation', () => {
     assert.equal(run([HEADER, `<message ${attrs}/>`], { maxAttributes: 16 }).error?.condition, 'policy-violation');
   });
 });
+
+describe('the stanza size limit counts bytes', () => {
+  test('a stanza of 4-byte characters is measured in bytes, not characters', () => {
+    const emoji = '😀'.repeat(3000); // 12,000 bytes, 6,000 UTF-16 units
+    const stanza = `<message><body>${emoji}</body></message>`;
+    assert.equal(run([HEADER, stanza], { maxStanzaSize: 10_000 }).error?.condition, 'policy-violation');
+    assert.equal(run([HEADER, ...bytes(stanza, 999)], { maxStanzaSize: 10_000 }).error?.condition, 'policy-violation');
+    assert.equal(run([HEADER, stanza], { maxStanzaSize: 13_000 }).error, null);
+  });
+});

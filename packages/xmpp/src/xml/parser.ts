@@ -4,7 +4,7 @@ import { StreamError } from '../errors.ts';
 
 /** Limits applied while parsing a stream (RFC 6120 §13.12: resource exhaustion). */
 export interface XmlStreamLimits {
-  /** Largest stanza, in characters of input (≈ bytes for ASCII); larger → `policy-violation`. */
+  /** Largest stanza, in bytes of input; larger → `policy-violation`. */
   maxStanzaSize: number;
   /** Deepest element nesting inside a stanza; deeper → `policy-violation`. */
   maxDepth: number;
@@ -58,10 +58,15 @@ export class XmlStreamParser {
   private stack: XmlElement[] = [];
   private rootSeen = false;
   /**
-   * Input position where the data now buffered began: the start of the current stanza, or
+   * Byte offset where the data now buffered began: the start of the current stanza, or
    * the end of the last top-level event (stream header, stanza, stream-level text).
    */
-  private stanzaStart = 0;
+  private stanzaStartBytes = 0;
+  /** Bytes and characters of input before the chunk being parsed, and that chunk's sizes. */
+  private bytesBefore = 0;
+  private charsBefore = 0;
+  private chunkBytes = 0;
+  private chunkChars = 0;
   private failed = false;
   private ended = false;
 
@@ -77,7 +82,11 @@ export class XmlStreamParser {
     this.sax = sax;
     this.stack = [];
     this.rootSeen = false;
-    this.stanzaStart = 0;
+    this.stanzaStartBytes = 0;
+    this.bytesBefore = 0;
+    this.charsBefore = 0;
+    this.chunkBytes = 0;
+    this.chunkChars = 0;
     this.failed = false;
     this.ended = false;
   }
@@ -106,6 +115,9 @@ export class XmlStreamParser {
         return;
       }
     }
+    this.charsBefore = this.sax.consumed;
+    this.chunkChars = text.length;
+    this.chunkBytes = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
     try {
       this.sax.write(text);
     } catch (err) {
@@ -116,7 +128,10 @@ export class XmlStreamParser {
     // RFC 6120 §13.12: cap whatever saxes buffers, not only open stanzas — an unfinished start
     // tag (`<message to='aaa…`), an unterminated entity or PI, stream-level text or the stream
     // header itself would otherwise grow without bound.
-    if (!this.failed && !this.ended && this.sax.consumed - this.stanzaStart > this.limits.maxStanzaSize) {
+    this.bytesBefore += this.chunkBytes;
+    this.charsBefore += this.chunkChars;
+    this.chunkBytes = this.chunkChars = 0;
+    if (!this.failed && !this.ended && this.bytesBefore - this.stanzaStartBytes > this.limits.maxStanzaSize) {
       this.fail(
         new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`),
         false,
@@ -135,9 +150,24 @@ export class XmlStreamParser {
     if (abort) throw ABORT;
   }
 
+  /**
+   * The byte offset of a character position in the chunk being parsed: exact for
+   * ASCII chunks, interpolated within a chunk that holds multi-byte characters.
+   */
+  private bytesAt(charPos: number): number {
+    const into = charPos - this.charsBefore;
+    if (into <= 0 || this.chunkChars === 0) return this.bytesBefore;
+    return this.bytesBefore + Math.ceil((into * this.chunkBytes) / this.chunkChars);
+  }
+
+  /** Marks where the data now buffered begins (the limit on raw input bytes counts from here). */
+  private mark(): void {
+    this.stanzaStartBytes = this.bytesAt(this.sax.position);
+  }
+
   /** @internal */
   onOpenTagStart(): void {
-    if (this.stack.length === 0 && this.rootSeen) this.stanzaStart = this.sax.position;
+    if (this.stack.length === 0 && this.rootSeen) this.mark();
     if (this.stack.length >= this.limits.maxDepth) {
       this.fail(new StreamError('policy-violation', `elements nested deeper than ${this.limits.maxDepth}`));
     }
@@ -175,7 +205,7 @@ export class XmlStreamParser {
         // RFC 7395 <open/>: a complete document on its own.
         this.ended = true;
       }
-      this.stanzaStart = this.sax.position;
+      this.mark();
       return;
     }
     const el = new XmlElement(tag.local, tag.uri, attrs);
@@ -195,10 +225,10 @@ export class XmlStreamParser {
     }
     const el = stack.pop()!;
     if (stack.length === 0) {
-      if (this.sax.position - this.stanzaStart > this.limits.maxStanzaSize) {
+      if (this.bytesAt(this.sax.position) - this.stanzaStartBytes > this.limits.maxStanzaSize) {
         this.fail(new StreamError('policy-violation', `stanza larger than ${this.limits.maxStanzaSize} bytes`));
       }
-      this.stanzaStart = this.sax.position;
+      this.mark();
       this.handler.stanza(el);
       if (this.failed || this.ended) throw ABORT;
     }
@@ -210,7 +240,7 @@ export class XmlStreamParser {
     if (stack.length === 0) {
       // Between stanzas only whitespace is allowed (keepalives, RFC 6120 §4.6.1).
       if (!/^[ \t\r\n]*$/.test(text)) this.fail(new StreamError('bad-format', 'character data at stream level'));
-      this.stanzaStart = this.sax.position;
+      this.mark();
       return;
     }
     stack[stack.length - 1]!.children.push(text);
