@@ -23,6 +23,7 @@ import {
   type StorageConfig,
   type ScramCredentialsRow,
 } from '../src/storage/index.ts';
+import { migrations } from '../src/storage/migrations.ts';
 
 const PG_URL = process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REQUIRE_PG = process.env.PARLEY_REQUIRE_POSTGRES === '1';
@@ -113,25 +114,25 @@ function storageSuite(backend: Backend): void {
     });
 
     test('opening runs the migrations; opening again is idempotent', async () => {
-      assert.deepEqual(await migrationNames(database), ['0001_accounts']);
+      assert.deepEqual(await migrationNames(database), Object.keys(migrations).sort());
       await store.create(HOST, 'persisted', [creds('SHA-256')]);
       if (backend.persistent) {
         await database.close();
         await database.close(); // close is idempotent
         database = await openDatabase(backend.config);
         store = new AccountStore(database);
-        assert.deepEqual(await migrationNames(database), ['0001_accounts']);
+        assert.deepEqual(await migrationNames(database), Object.keys(migrations).sort());
         assert.equal(await store.exists(HOST, 'persisted'), true, 'data survives reopening');
         const again = await openDatabase(backend.config);
         try {
-          assert.deepEqual(await migrationNames(again), ['0001_accounts']);
+          assert.deepEqual(await migrationNames(again), Object.keys(migrations).sort());
         } finally {
           await again.close();
         }
       } else {
         const other = await openDatabase(backend.config);
         try {
-          assert.deepEqual(await migrationNames(other), ['0001_accounts']);
+          assert.deepEqual(await migrationNames(other), Object.keys(migrations).sort());
           assert.equal(await new AccountStore(other).exists(HOST, 'persisted'), false, ':memory: is private');
         } finally {
           await other.close();

@@ -79,4 +79,46 @@ export const migrations: Readonly<Record<string, StorageMigration>> = {
       await db.schema.dropTable('accounts').execute();
     },
   },
+  '0002_im': {
+    async up(db) {
+      // RFC 6121 §2: roster items. `subscription` is none|to|from|both, or 'remove' for a
+      // tombstone kept for incremental roster versioning (XEP-0237); `ask` is 'subscribe' for
+      // pending-out; `approved` is 1 for a pre-approval (§3.4); `groups` is a JSON array;
+      // `version` is the roster version at which the item last changed.
+      await db.schema
+        .createTable('roster_items')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('jid', 'text', (c) => c.notNull())
+        .addColumn('name', 'text')
+        .addColumn('subscription', 'text', (c) => c.notNull().defaultTo('none'))
+        .addColumn('ask', 'text')
+        .addColumn('approved', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('groups', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('version', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('roster_items_pk', ['host', 'username', 'jid'])
+        .addForeignKeyConstraint('roster_items_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      // XEP-0160: messages stored for an account with no available resource. `id` sorts in
+      // arrival order (zero-padded time + sequence); `stamp` is ms since epoch (XEP-0203 delay).
+      await db.schema
+        .createTable('offline_messages')
+        .addColumn('host', 'text', (c) => c.notNull())
+        .addColumn('username', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('stamp', 'bigint', (c) => c.notNull())
+        .addColumn('stanza', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('offline_messages_pk', ['host', 'username', 'id'])
+        .addForeignKeyConstraint('offline_messages_account_fk', ['host', 'username'], 'accounts', ['host', 'username'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('offline_messages').execute();
+      await db.schema.dropTable('roster_items').execute();
+    },
+  },
 };

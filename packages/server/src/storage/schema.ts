@@ -13,7 +13,7 @@
  *   PostgreSQL, INTEGER affinity on SQLite); both drivers return them as JS numbers.
  * - Booleans are integers 0/1 (SQLite has no boolean type).
  */
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
 
 /**
  * `accounts`: one row per registered account. Primary key (host, username).
@@ -67,11 +67,44 @@ export interface KvStoreTable {
   value: string;
 }
 
+/** `roster_items`: RFC 6121 §2 roster items (see migration 0002_im). */
+export interface RosterItemsTable {
+  host: string;
+  username: string;
+  /** The contact's bare JID. */
+  jid: string;
+  name: string | null;
+  /** none | to | from | both, or 'remove' for a versioning tombstone (XEP-0237). */
+  subscription: ColumnType<string, string | undefined, string>;
+  /** 'subscribe' while a subscription request is pending-out, else null. */
+  ask: string | null;
+  /** 1 when the user pre-approved the contact's subscription (RFC 6121 §3.4). */
+  approved: ColumnType<number, number | undefined, number>;
+  /** JSON array of group names. */
+  groups: ColumnType<string, string | undefined, string>;
+  /** Roster version at which the item last changed. */
+  version: ColumnType<number, number | undefined, number>;
+}
+
+/** `offline_messages`: XEP-0160 offline storage (see migration 0002_im). */
+export interface OfflineMessagesTable {
+  host: string;
+  username: string;
+  /** Sorts in arrival order. */
+  id: string;
+  /** Arrival time, ms since epoch. */
+  stamp: number;
+  /** The message stanza, serialized. */
+  stanza: string;
+}
+
 /** The whole database as Kysely sees it: table name → row type. */
 export interface Schema {
   accounts: AccountsTable;
   scram_credentials: ScramCredentialsTable;
   kv_store: KvStoreTable;
+  roster_items: RosterItemsTable;
+  offline_messages: OfflineMessagesTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
