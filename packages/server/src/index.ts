@@ -8,4 +8,6 @@ export { AccountService } from './core/accounts.ts';
 export { CommandRegistry, type AdminCommand, type CommandArg, type CommandEnv } from './core/commands.ts';
 export { ADMIN_COMMANDS } from './core/admin-commands.ts';
 export type { StreamFeatureProvider } from './streams/features.ts';
+export type { PreAuthEvent, PreAuthStream } from './streams/c2s.ts';
+export { KvStore } from './storage/index.ts';
 export * from './config/index.ts';

@@ -5,7 +5,7 @@ import type { SessionManager } from './session.ts';
 import type { DiscoInfo } from './disco.ts';
 import type { Logger } from './logger.ts';
 import type { ParleyConfig } from '../config/index.ts';
-import type { Database } from '../storage/index.ts';
+import type { Database, KvStore } from '../storage/index.ts';
 import type { AccountService } from './accounts.ts';
 import type { StreamFeatureProvider } from '../streams/features.ts';
 
@@ -23,6 +23,8 @@ export interface ModuleContext {
   readonly router: Router;
   readonly sessions: SessionManager;
   readonly storage: Database;
+  /** Per-account key/value storage (kv_store). */
+  readonly kv: KvStore;
   readonly accounts: AccountService;
   readonly log: Logger;
   /** Service discovery of the server itself (XEP-0030). */
@@ -68,6 +70,7 @@ export interface ModuleHost {
   router: Router;
   sessions: SessionManager;
   storage: Database;
+  kv: KvStore;
   accounts: AccountService;
   log: Logger;
   disco: { host: DiscoInfo; account: DiscoInfo };
@@ -91,6 +94,7 @@ export async function loadModule(def: ModuleDefinition, host: ModuleHost): Promi
     router: host.router,
     sessions: host.sessions,
     storage: host.storage,
+    kv: host.kv,
     accounts: host.accounts,
     log,
     disco: host.disco,

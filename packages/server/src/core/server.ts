@@ -4,7 +4,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SCRAM_MECHANISMS, StreamError, type ScramHash } from '@parley/xmpp';
 import { resolveDataPath, type ParleyConfig } from '../config/index.ts';
-import { openDatabase, type Database, type StorageConfig } from '../storage/index.ts';
+import { KvStore, openDatabase, type Database, type StorageConfig } from '../storage/index.ts';
 import { Hooks } from './hooks.ts';
 import { Router } from './router.ts';
 import { SessionManager } from './session.ts';
@@ -87,6 +87,7 @@ export class Server {
         router: this.router,
         sessions: this.sessions,
         storage: this.storage,
+        kv: new KvStore(this.storage),
         accounts: this.accounts,
         log: this.log,
         disco: this.disco,

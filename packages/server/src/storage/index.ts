@@ -27,3 +27,4 @@ export {
   AccountNotFoundError,
   type ScramCredentialsRow,
 } from './accounts.ts';
+export * from './kv.ts';

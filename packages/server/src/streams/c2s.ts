@@ -56,6 +56,24 @@ export interface C2SContext {
 
 type Phase = 'connected' | 'open' | 'closing' | 'closed';
 
+/** An unauthenticated client stream, as pre-auth handlers see it. */
+export interface PreAuthStream {
+  readonly remoteAddress: string;
+  readonly secure: boolean;
+  /** Sends a stanza on the stream (no 'from' stamping: the client has no address yet). */
+  send(stanza: XmlElement): void;
+  close(error?: StreamError): void;
+}
+
+/**
+ * Payload of `preauth/iq/<ns>` hooks: an iq received before authentication
+ * (RFC 6120 §6 still applies: only TLS-protected streams when encryption is required).
+ */
+export interface PreAuthEvent {
+  stanza: XmlElement;
+  stream: PreAuthStream;
+}
+
 const MAX_AUTH_ATTEMPTS = 5;
 const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
@@ -209,6 +227,10 @@ export class C2SStream implements Session {
           // XEP-0440 §3: the channel-binding types this connection supports.
           f.append(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
         }
+        for (const p of this.ctx.streamFeatures) {
+          const el = p.feature({ authenticated: false, bound: false, secure });
+          if (el) f.append(el);
+        }
       }
     } else {
       f.append(xml('bind', { xmlns: NS.BIND }));
@@ -253,6 +275,17 @@ export class C2SStream implements Session {
         case 'abort':
           this.sasl = null;
           return this.saslFailure('aborted', undefined, false);
+      }
+    }
+    if (el.name === 'iq' && el.ns === NS.CLIENT && (this.transport.secure || !this.ctx.options.requireEncryption)) {
+      // Modules may serve iq before authentication (in-band registration, XEP-0077 §3.1).
+      const payload = el.firstElement();
+      const event = payload ? `preauth/iq/${payload.ns}` : '';
+      if (payload && this.ctx.hooks.has(event)) {
+        const ev: PreAuthEvent = { stanza: el, stream: this.preAuthView() };
+        const r = this.ctx.hooks.fire(event, ev);
+        if (r !== true && r !== false) r.catch((err) => this.log.error({ err }, 'c2s: pre-auth handler failed'));
+        return;
       }
     }
     // RFC 6120 §4.9.3.12: data before authentication.
@@ -406,6 +439,15 @@ export class C2SStream implements Session {
         this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
       }
     }, delay).unref();
+  }
+
+  private preAuthView(): PreAuthStream {
+    return {
+      remoteAddress: this.remoteAddress,
+      secure: this.transport.secure,
+      send: (stanza) => this.sendRaw(stanza.toString()),
+      close: (err) => this.close(err),
+    };
   }
 
   // --- After authentication: resource binding ---------------------------
