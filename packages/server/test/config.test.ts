@@ -44,7 +44,7 @@ const DEFAULTS: ParleyConfig = {
   limits: { max_stanza_size: 262_144, max_depth: 32, max_attributes: 64 },
   ping: { interval: 300_000, timeout: 60_000 },
   storage: { driver: 'sqlite', path: 'parley.db' },
-  modules: { disabled: [], extra: [], version: { name: 'Parley', show_os: false } },
+  modules: { disabled: [], extra: [], version: { name: 'Parley', show_os: false }, vcard: { max_size: 131_072 }, roster: { max_items: 1000 }, offline: { max_messages: 500 }, register: { policy: null, extra_fields: [], rate_limit: { max: 5, window: 3_600_000 }, exempt: ['127.0.0.0/8', '::1'] } },
 };
 
 /** Runs `fn`, expects a ConfigError, and returns its message lines. */
@@ -174,7 +174,7 @@ describe('errors name the option by its dotted path', () => {
     assertProblem({ auth: { mechanisms: ['PLAIN', 'DIGEST-MD5'] } }, 'auth.mechanisms[1]', /got "DIGEST-MD5"/);
     assertProblem({ auth: { mechanisms: [] } }, 'auth.mechanisms', /at least one mechanism/);
     assertProblem({ auth: { mechanisms: ['PLAIN', 'PLAIN'] } }, 'auth.mechanisms[1]', /listed twice/);
-    assertProblem({ modules: { disabled: ['roster'] } }, 'modules.disabled[0]', /"disco", "ping", "version", "time", got "roster"/);
+    assertProblem({ modules: { disabled: ['roster'] } }, 'modules.disabled[0]', /"disco", "ping", "version", "time"(?:, "[a-z]+")*, got "roster"/);
     assertProblem({ c2s: { interfaces: ['all'] } }, 'c2s.interfaces[0]', /expected an IP address/);
   });
 
@@ -383,5 +383,39 @@ describe('resolveDataPath', () => {
     assert.equal(resolveDataPath({ data_dir: '/var/lib/parley' }, '/srv/parley.db'), '/srv/parley.db');
     assert.equal(resolveDataPath({ data_dir: './data' }, 'parley.db'), join(process.cwd(), 'data', 'parley.db'));
     assert.equal(resolveDataPath({ data_dir: '/var/lib/parley' }, ':memory:'), ':memory:');
+  });
+});
+
+describe('modules.register (XEP-0077)', () => {
+  it('accepts a policy, extra fields with defaults, a rate limit and exempt ranges', () => {
+    const config = parseConfig({
+      modules: {
+        register: {
+          policy: 'invite',
+          extra_fields: [{ var: 'email', label: 'Email address', required: true }, { var: 'x-newsletter', type: 'boolean' }],
+          rate_limit: { max: 2, window: '10m' },
+          exempt: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'],
+        },
+      },
+    });
+    assert.deepEqual(config.modules.register, {
+      policy: 'invite',
+      extra_fields: [
+        { var: 'email', label: 'Email address', type: 'text-single', required: true },
+        { var: 'x-newsletter', type: 'boolean', required: false },
+      ],
+      rate_limit: { max: 2, window: 600_000 },
+      exempt: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.7'],
+    });
+  });
+
+  it('names what is wrong', () => {
+    assertProblem({ modules: { register: { policy: 'public' } } }, 'modules.register.policy', /"open", "closed", "invite", got "public"/);
+    assertProblem({ modules: { register: { extra_fields: [{ var: 'password' }] } } }, 'modules.register.extra_fields[0].var', /used by the registration form itself/);
+    assertProblem({ modules: { register: { extra_fields: [{ var: 'email' }, { var: 'email' }] } } }, 'modules.register.extra_fields[1].var', /listed twice/);
+    assertProblem({ modules: { register: { extra_fields: [{ var: 'color', type: 'list-single' }] } } }, 'modules.register.extra_fields[0].type', /got "list-single"/);
+    assertProblem({ modules: { register: { exempt: ['localhost'] } } }, 'modules.register.exempt[0]', /IP address or CIDR range .*not an IP address/);
+    assertProblem({ modules: { register: { exempt: ['10.0.0.0/33'] } } }, 'modules.register.exempt[0]', /prefix length must be 0–32/);
+    assertProblem({ modules: { register: { rate_limit: { max: 0 } } } }, 'modules.register.rate_limit.max', /at least 1, got 0/);
   });
 });

@@ -266,7 +266,7 @@ export const DEFAULT_SASL_MECHANISMS: readonly SaslMechanism[] = [
  * The built-in modules that `modules.disabled` may name. A new built-in module adds its
  * name here (the module loader refuses names it does not know).
  */
-export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time'] as const;
+export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time', 'presence', 'offline', 'vcard', 'private', 'register'] as const;
 
 /** The name of a built-in module. */
 export type BuiltinModuleName = (typeof BUILTIN_MODULES)[number];
@@ -414,6 +414,96 @@ const postgresStorageSchema = z.strictObject({
 /** `storage`: where accounts, rosters and other data live (ARCHITECTURE.md §4). */
 const storageSchema = section(z.discriminatedUnion('driver', [sqliteStorageSchema, postgresStorageSchema]));
 
+/** `modules.register.policy` values: who may create an account in-band (XEP-0077). */
+export const REGISTER_POLICIES = ['open', 'closed', 'invite'] as const;
+
+/**
+ * Data form field types an extra registration field may have (XEP-0004 §3.3): those that
+ * need no `<option/>` list and gather data (not `fixed`, `hidden`, `list-*`, `jid-multi`).
+ */
+export const REGISTER_FIELD_TYPES = ['text-single', 'text-private', 'text-multi', 'boolean', 'jid-single'] as const;
+
+/**
+ * Field names the registration form itself uses (XEP-0077 §4, §13.4.1: `username`,
+ * `password`, the hidden `FORM_TYPE`; `token` for `policy: invite`): an extra field may not
+ * take them.
+ */
+export const REGISTER_RESERVED_FIELDS: readonly string[] = ['username', 'password', 'FORM_TYPE', 'token'];
+
+/**
+ * Why `value` is not an IP address or CIDR range (`"127.0.0.0/8"`, `"::1"`,
+ * `"2001:db8::/32"`), or `null` if it is one.
+ */
+function addressRangeProblem(value: string): string | null {
+  const slash = value.indexOf('/');
+  const address = slash < 0 ? value : value.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) return 'not an IP address';
+  if (slash < 0) return null;
+  const prefix = value.slice(slash + 1);
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > max) return `the prefix length must be 0–${max}`;
+  return null;
+}
+
+/** An IP address or a CIDR range, as written (validated only). */
+const addressRange = z
+  .string({ error: expecting('an IP address or CIDR range such as "127.0.0.0/8" or "::1"') })
+  .superRefine((value, ctx) => {
+    const problem = addressRangeProblem(value);
+    if (problem !== null) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected an IP address or CIDR range such as "127.0.0.0/8" or "::1", got ${describeValue(value)}: ${problem}`,
+        input: value,
+      });
+    }
+  });
+
+/** One extra field of the registration form (XEP-0077 §4 data form, XEP-0004 §3.2 `<field/>`). */
+const registerFieldSchema = z.strictObject({
+  var: text('a field name such as "email"'),
+  label: text().optional(),
+  type: z.enum(REGISTER_FIELD_TYPES).default('text-single'),
+  required: flag().default(false),
+});
+
+/** `modules.register`: in-band registration, password change and account removal (XEP-0077). */
+const registerSchema = section(
+  z.strictObject({
+    // null = automatic: open when the domain is the embedded default `localhost`, closed otherwise.
+    policy: z.enum(REGISTER_POLICIES).nullable().default(null),
+    extra_fields: z
+      .array(registerFieldSchema, { error: expecting('a list of fields, each a mapping with var, label, type, required') })
+      .superRefine((fields, ctx) => {
+        const seen = new Set<string>();
+        fields.forEach((field, index) => {
+          if (REGISTER_RESERVED_FIELDS.includes(field.var)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: [index, 'var'],
+              message: `"${field.var}" is used by the registration form itself; choose another name`,
+              input: field.var,
+            });
+          } else if (seen.has(field.var)) {
+            ctx.addIssue({ code: 'custom', path: [index, 'var'], message: `"${field.var}" is listed twice`, input: field.var });
+          }
+          seen.add(field.var);
+        });
+      })
+      .default(() => []),
+    rate_limit: section(
+      z.strictObject({
+        max: integer(1).default(5),
+        window: duration({ min: 1000 }).prefault('1h'),
+      }),
+    ),
+    exempt: z
+      .array(addressRange, { error: expecting('a list of IP addresses or CIDR ranges') })
+      .default(() => ['127.0.0.0/8', '::1']),
+  }),
+);
+
 /** `modules`: which built-in modules run, and which third-party modules load (ARCHITECTURE.md §3). */
 const modulesSchema = section(
   z.strictObject({
@@ -425,6 +515,26 @@ const modulesSchema = section(
       z.strictObject({
         name: text().default('Parley'),
         show_os: flag().default(false),
+      }),
+    ),
+    // vcard-temp (XEP-0054): the largest vCard stored, in bytes of serialized XML. 128 KiB leaves room for a
+    // ~90 KiB avatar (base64 PHOTO) and stays below the default limits.max_stanza_size (256 KiB).
+    vcard: section(
+      z.strictObject({
+        max_size: integer(1024, undefined, ' (bytes)').default(131_072),
+      }),
+    ),
+    register: registerSchema,
+    // RFC 6121 §2.3.3: the largest roster an account may have (beyond it: not-allowed).
+    roster: section(
+      z.strictObject({
+        max_items: integer(1).default(1000),
+      }),
+    ),
+    // XEP-0160: offline messages kept per account (beyond it the sender gets service-unavailable).
+    offline: section(
+      z.strictObject({
+        max_messages: integer(1).default(500),
       }),
     ),
   }),

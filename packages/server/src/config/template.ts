@@ -116,7 +116,7 @@ storage:
 
 # Server modules (features).
 modules:
-  # Built-in modules to turn off: disco, ping, version, time.
+  # Built-in modules to turn off: disco, ping, version, time, presence, offline, vcard, private, register.
   disabled: []
   # Third-party modules to load: file paths or npm package names.
   extra: []
@@ -126,5 +126,36 @@ modules:
     name: Parley
     # Also report the operating system.
     show_os: false
+  # vCards (XEP-0054).
+  vcard:
+    # Largest vCard a user may store, in bytes of XML (128 KiB); a larger one is refused
+    # with not-acceptable. A vCard also has to fit in limits.max_stanza_size.
+    max_size: 131072
+  # In-band registration, password change and account removal by clients (XEP-0077).
+  register:
+    # Who may create an account from a client: open (anyone), closed (nobody; accounts
+    # are made with "parley user add"), invite (only with a token from "parley user invite").
+    # null = open when domain is localhost, closed for any other domain.
+    policy: null
+    # More fields for the registration form, e.g.
+    #   - { var: email, label: Email address, type: text-single, required: true }
+    # type: text-single, text-private, text-multi, boolean or jid-single.
+    extra_fields: []
+    # At most max registrations per IP address within window; more are refused.
+    rate_limit:
+      # Registrations allowed per address per window.
+      max: 5
+      # The sliding window.
+      window: 1h
+    # Addresses (or CIDR ranges) the rate limit does not apply to.
+    exempt: ${list(['127.0.0.0/8', '::1'])}
+  # Rosters (RFC 6121 §2).
+  roster:
+    # Most contacts one account may have; adding more is refused with not-allowed.
+    max_items: 1000
+  # Offline messages (XEP-0160).
+  offline:
+    # Messages kept per account while it is offline; beyond it senders get service-unavailable.
+    max_messages: 500
 `;
 }

@@ -1,5 +1,7 @@
 import { JID, StanzaError } from '@parley/xmpp';
+import { parseDuration, resolveDataPath } from '../config/index.ts';
 import { CommandRegistry } from './commands.ts';
+import { INVITE_KEY_FILE, createInvite, loadInviteKey } from './invites.ts';
 
 /** `alice` or `alice@domain` → the username, checking the domain (`jid-malformed`, `item-not-found`). */
 function usernameOf(arg: string | undefined, domain: string): string {
@@ -62,5 +64,35 @@ ADMIN_COMMANDS.define({
   args: [],
   async run({ accounts, config }) {
     return (await accounts.list()).map((u) => `${u}@${config.domain}`);
+  },
+});
+
+ADMIN_COMMANDS.define({
+  name: 'user.invite',
+  description: "print an invitation token for in-band registration with modules.register.policy 'invite' (XEP-0077)",
+  permission: 'admin',
+  args: [
+    { name: 'username', description: "the only username the token may create ('-' or left out: any)", optional: true },
+    { name: 'validity', description: 'how long the token is valid, e.g. 1h, 7d (default 7d)', optional: true },
+  ],
+  async run({ accounts, config }, a) {
+    const validityMs = parseDuration(a.validity ?? '7d');
+    if (validityMs === null || validityMs < 60_000) {
+      throw new StanzaError('bad-request', `validity '${a.validity ?? ''}' is not a duration of at least 1m (e.g. 1h, 7d)`);
+    }
+    let username: string | null = null;
+    if (a.username !== undefined && a.username !== '' && a.username !== '-') {
+      username = accounts.prepareUsername(usernameOf(a.username, config.domain));
+      if (await accounts.exists(username)) throw new StanzaError('conflict', `the account '${username}' exists`);
+    }
+    // Stateless tokens (core/invites.ts): an HMAC keyed with data_dir/invite.key; nothing to store.
+    const key = loadInviteKey(resolveDataPath(config, INVITE_KEY_FILE));
+    const invite = createInvite(key, config.domain, { validityMs, username });
+    const policy = config.modules.register.policy ?? (config.domain === 'localhost' ? 'open' : 'closed');
+    return [
+      invite.token,
+      `valid until ${invite.expires.toISOString()} for ${username === null ? 'any new username' : `${username}@${config.domain} only`}; give it in the registration form's 'token' field`,
+      ...(policy === 'invite' ? [] : [`note: modules.register.policy is '${policy}'; tokens are only asked for with 'invite'`]),
+    ];
   },
 });

@@ -1,8 +1,13 @@
 import type { ModuleDefinition } from '../core/module.ts';
 import { discoModule } from './disco.ts';
+import { presenceModule } from './im/index.ts';
+import { offlineModule } from './im/offline.ts';
 import { pingModule } from './ping.ts';
+import { privateModule } from './private.ts';
+import { registerModule } from './register.ts';
 import { timeModule } from './time.ts';
+import { vcardModule } from './vcard.ts';
 import { versionModule } from './version.ts';
 
 /** The built-in modules, in load order; `modules.disabled` names the ones to skip. */
-export const BUILTIN: readonly ModuleDefinition[] = [discoModule, pingModule, versionModule, timeModule];
+export const BUILTIN: readonly ModuleDefinition[] = [discoModule, pingModule, versionModule, timeModule, presenceModule, offlineModule, vcardModule, privateModule, registerModule];

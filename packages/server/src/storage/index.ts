@@ -28,3 +28,5 @@ export {
   type ScramCredentialsRow,
 } from './accounts.ts';
 export * from './kv.ts';
+export * from './roster.ts';
+export * from './offline.ts';

@@ -104,6 +104,8 @@ export class C2SStream implements Session {
   private saslBusy = false;
   private authFailures = 0;
   private authTimer: NodeJS.Timeout | undefined;
+  /** Stanzas waiting behind an asynchronous `stanza/in` filter, or `null`. */
+  private inQueue: XmlElement[] | null = null;
   private log: Logger;
 
   constructor(transport: StreamTransport, ctx: C2SContext) {
@@ -520,23 +522,48 @@ export class C2SStream implements Session {
       // Legacy session establishment (RFC 3921 §3): nothing to do.
       return this.sendRaw(`<iq type='result' id='${escapeAttr(el.attrs.id ?? '')}'/>`);
     }
-    if (name === 'presence' && el.attrs.to === undefined) this.trackPresence(el);
+    if (this.inQueue) {
+      this.inQueue.push(el);
+      return;
+    }
+    this.process(el);
+  }
+
+  /**
+   * Runs the `stanza/in` filters, then routes. A filter that answers
+   * asynchronously holds back the stanzas after it, so a session's stanzas are
+   * processed in order (RFC 6120 §10.1).
+   */
+  private process(el: XmlElement): void {
     if (this.ctx.hooks.has('stanza/in')) {
       const r = this.ctx.hooks.fire('stanza/in', { stanza: el, session: this });
       if (r === true) return;
+      if (r !== false) {
+        this.inQueue = [];
+        r.then(
+          (handled) => {
+            if (!handled && this.phase === 'open') this.ctx.router.route(el, this);
+          },
+          (err) => this.log.error({ err }, 'c2s: stanza/in filter failed'),
+        ).finally(() => this.drain());
+        return;
+      }
     }
     this.ctx.router.route(el, this);
   }
 
-  /** RFC 6121 §4.2, §4.7.2.3: availability and priority of this resource, from its broadcast presence. */
-  private trackPresence(el: XmlElement): void {
-    const type = el.attrs.type;
-    if (type === undefined) {
-      const p = Number.parseInt(el.getChildText('priority') ?? '0', 10);
-      this.priority = Number.isFinite(p) ? Math.max(-128, Math.min(127, p)) : 0;
-      this.presence = el;
-    } else if (type === 'unavailable') {
-      this.presence = null;
+  private drain(): void {
+    const q = this.inQueue;
+    this.inQueue = null;
+    if (!q) return;
+    for (let i = 0; i < q.length; i++) {
+      if (this.phase !== 'open') return;
+      this.process(q[i]!);
+      if (this.inQueue) {
+        // Another asynchronous filter: keep the rest for after it.
+        (this.inQueue as XmlElement[]).push(...q.slice(i + 1));
+        return;
+      }
     }
   }
 

@@ -2,6 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const SCRIPT = fileURLToPath(new URL('../interop/slixmpp_client.py', import.meta.url));
+const IM_SCRIPT = fileURLToPath(new URL('../interop/slixmpp_im.py', import.meta.url));
 /** Debian's python, where python3-slixmpp is installed (not a pyenv shim). */
 export const PYTHON = '/usr/bin/python3';
 
@@ -26,7 +27,23 @@ export interface SliRun {
 
 /** Runs `slixmpp_client.py PORT JID PASSWORD MECHANISM SCENARIO ARGS…`. */
 export function runSlixmpp(port: number, jid: string, password: string, mechanism: string, scenario: string, ...args: string[]): SliRun {
-  const child = spawn(PYTHON, [SCRIPT, String(port), jid, password, mechanism, scenario, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return runPython([SCRIPT, String(port), jid, password, mechanism, scenario, ...args]);
+}
+
+/** Runs `slixmpp_im.py PORT JID PASSWORD [--no-auto]`: slixmpp as an IM contact (RFC 6121). */
+export function runSlixmppContact(port: number, jid: string, password: string, auto = true): SliRun {
+  return runPython([IM_SCRIPT, String(port), jid, password, ...(auto ? [] : ['--no-auto'])]);
+}
+
+const REGISTER_SCRIPT = fileURLToPath(new URL('../interop/slixmpp_register.py', import.meta.url));
+
+/** Runs `slixmpp_register.py PORT SCENARIO JID PASSWORD ARGS…`: in-band registration (XEP-0077). */
+export function runSlixmppRegister(port: number, scenario: 'register' | 'passwd' | 'remove' | 'login', jid: string, password: string, ...args: string[]): SliRun {
+  return runPython([REGISTER_SCRIPT, String(port), scenario, jid, password, ...args]);
+}
+
+function runPython(argv: string[]): SliRun {
+  const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: SliEvent[] = [];
   let buf = '';
   let stderr = '';
