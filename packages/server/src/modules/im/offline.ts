@@ -46,24 +46,28 @@ export const offlineModule = defineModule({
     };
 
     // Before the router's own rule (priority −1000), after any module that delivers (≥ 0).
+    // Synchronous unless the message has to be stored: bare-JID delivery stays on the fast path.
+    const storeFor = async (ev: StanzaEvent): Promise<boolean | undefined> => {
+      const user = ev.to.local;
+      if (!(await ctx.accounts.exists(user))) return undefined; // The router answers service-unavailable.
+      if ((await store.count(ctx.host, user)) >= quota) {
+        throw new StanzaError('service-unavailable', `the recipient's offline storage is full (${quota} messages)`);
+      }
+      const copy = ev.stanza.clone();
+      copy.removeChildren('delay', NS.DELAY);
+      const stamp = Date.now();
+      // XEP-0203 §3: when it was received; XEP-0160 §3: "Offline Storage".
+      copy.append(xml('delay', { xmlns: NS.DELAY, from: ctx.host, stamp: new Date(stamp).toISOString() }, 'Offline Storage'));
+      await store.add(ctx.host, user, copy.toString(), stamp);
+      return HANDLED;
+    };
     ctx.on(
       'message/bare',
-      async (ev: StanzaEvent) => {
+      (ev: StanzaEvent) => {
         const m = ev.stanza;
         if (!storable(m)) return;
         if (ctx.router.messageTargets(ev.to, m.attrs.type ?? 'normal').length > 0) return;
-        const user = ev.to.local;
-        if (!(await ctx.accounts.exists(user))) return; // The router answers service-unavailable.
-        if ((await store.count(ctx.host, user)) >= quota) {
-          throw new StanzaError('service-unavailable', `the recipient's offline storage is full (${quota} messages)`);
-        }
-        const copy = m.clone();
-        copy.removeChildren('delay', NS.DELAY);
-        const stamp = Date.now();
-        // XEP-0203 §3: when it was received; XEP-0160 §3: "Offline Storage".
-        copy.append(xml('delay', { xmlns: NS.DELAY, from: ctx.host, stamp: new Date(stamp).toISOString() }, 'Offline Storage'));
-        await store.add(ctx.host, user, copy.toString(), stamp);
-        return HANDLED;
+        return storeFor(ev);
       },
       -500,
     );

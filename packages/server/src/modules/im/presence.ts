@@ -340,7 +340,12 @@ export function installPresence(ctx: ModuleContext, presence: PresenceService, r
     });
   });
   // Inbound subscription handling and probes.
-  ctx.on('presence/bare', (ev: StanzaEvent) => presence.inbound(ev));
+  ctx.on('presence/bare', (ev: StanzaEvent) => {
+    const t = ev.stanza.attrs.type;
+    // Availability goes straight to the router's delivery rule (synchronously).
+    if (t === undefined || t === 'unavailable' || t === 'error') return;
+    return presence.inbound(ev);
+  });
   // §8.5.3.2.3 / §3: subscription stanzas to a full JID are handled as if to the bare JID.
   ctx.on('presence/full', (ev: StanzaEvent) => {
     const t = ev.stanza.attrs.type;
