@@ -6,3 +6,5 @@ export * from './errors.ts';
 export * from './sasl/index.ts';
 export * from './jid.ts';
 export * from './precis.ts';
+export * from './caps.ts';
+export * from './extension.ts';
