@@ -9,5 +9,6 @@ export { CommandRegistry, type AdminCommand, type CommandArg, type CommandEnv } 
 export { ADMIN_COMMANDS } from './core/admin-commands.ts';
 export type { StreamFeatureProvider } from './streams/features.ts';
 export type { PreAuthEvent, PreAuthStream } from './streams/c2s.ts';
+export { CapsCache, capsCacheOf, CAPS_EVENTS, type CapsChangedEvent } from './modules/caps.ts';
 export { KvStore } from './storage/index.ts';
 export * from './config/index.ts';

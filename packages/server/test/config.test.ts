@@ -44,7 +44,8 @@ const DEFAULTS: ParleyConfig = {
   limits: { max_stanza_size: 262_144, max_depth: 32, max_attributes: 64 },
   ping: { interval: 300_000, timeout: 60_000 },
   storage: { driver: 'sqlite', path: 'parley.db' },
-  modules: { disabled: [], extra: [], version: { name: 'Parley', show_os: false }, vcard: { max_size: 131_072 }, roster: { max_items: 1000 }, offline: { max_messages: 500 }, register: { policy: null, extra_fields: [], rate_limit: { max: 5, window: 3_600_000 }, exempt: ['127.0.0.0/8', '::1'] } },
+  modules: { disabled: [], extra: [], version: { name: 'Parley', show_os: false }, vcard: { max_size: 131_072 }, roster: { max_items: 1000 }, offline: { max_messages: 500 }, legacyauth: { enabled: false }, register: { policy: null, extra_fields: [], rate_limit: { max: 5, window: 3_600_000 }, exempt: ['127.0.0.0/8', '::1'] } },
+  server_info: { contact: { abuse: [], admin: [], feedback: [], sales: [], security: [], status: [], support: [] }, extra_forms: [] },
 };
 
 /** Runs `fn`, expects a ConfigError, and returns its message lines. */
@@ -194,7 +195,7 @@ describe('errors name the option by its dotted path', () => {
 
   it('every unknown option is listed, one per line', () => {
     const lines = configErrorLines(() => parseConfig({ a: 1, b: 2, c2s: { c: 3 } }));
-    assert.ok(lines.includes('- a: unknown option (options here: domain, data_dir, log_level, c2s, tls, auth, limits, ping, storage, modules)'));
+    assert.ok(lines.includes('- a: unknown option (options here: domain, data_dir, log_level, c2s, tls, auth, limits, ping, storage, modules, server_info)'));
     assert.ok(lines.some((line) => line.startsWith('- b: unknown option')));
     assert.ok(lines.some((line) => line.startsWith('- c2s.c: unknown option')));
   });

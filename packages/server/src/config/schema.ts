@@ -266,7 +266,7 @@ export const DEFAULT_SASL_MECHANISMS: readonly SaslMechanism[] = [
  * The built-in modules that `modules.disabled` may name. A new built-in module adds its
  * name here (the module loader refuses names it does not know).
  */
-export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time', 'presence', 'offline', 'vcard', 'private', 'register'] as const;
+export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time', 'presence', 'offline', 'vcard', 'private', 'register', 'caps', 'legacyauth', 'blocking', 'last'] as const;
 
 /** The name of a built-in module. */
 export type BuiltinModuleName = (typeof BUILTIN_MODULES)[number];
@@ -504,6 +504,95 @@ const registerSchema = section(
   }),
 );
 
+/**
+ * The contact address kinds of `server_info.contact`: each is the XEP-0157 field
+ * `<kind>-addresses` of the `http://jabber.org/network/serverinfo` form (XEP-0157 §7.1).
+ */
+export const CONTACT_KINDS = ['abuse', 'admin', 'feedback', 'sales', 'security', 'status', 'support'] as const;
+
+/** The FORM_TYPE of XEP-0157 §3 (server information, contact addresses). */
+export const SERVERINFO_FORM_TYPE = 'http://jabber.org/network/serverinfo';
+
+/** A URI such as `mailto:abuse@example.com`, `xmpp:admin@example.com`, `https://example.com/support`. */
+const URI_PATTERN = /^[A-Za-z][A-Za-z0-9+.-]*:[^\s]+$/;
+
+/** A contact address (XEP-0157 §3: the values SHOULD — `status-addresses` MUST — be URIs). */
+const contactUri = z
+  .string({ error: expecting('a URI such as "mailto:abuse@example.com" or "xmpp:admin@example.com"') })
+  .regex(URI_PATTERN, {
+    error: (issue) =>
+      `expected a URI with a scheme, such as "mailto:abuse@example.com", "xmpp:admin@example.com" or "https://example.com/support", got ${describeValue(issue.input)}`,
+  });
+
+/** One value of an extended-information field: YAML scalars are turned into their text. */
+const formValue = z
+  .union([z.string(), z.number(), z.boolean()], { error: expecting('a string or a list of strings') })
+  .transform((value) => String(value));
+
+/**
+ * One extra extended-information form (XEP-0128): its FORM_TYPE and its fields, field
+ * name → value or list of values.
+ */
+const extraFormSchema = z.strictObject({
+  form_type: text('a FORM_TYPE (a URI or URN such as "urn:example:info")'),
+  fields: z
+    .record(
+      z.string().min(1, { error: 'a field name must not be empty' }),
+      z.union([formValue.transform((value) => [value]), z.array(formValue)], { error: expecting('a string or a list of strings') }),
+      { error: expecting('a mapping of field names to values') },
+    )
+    .superRefine((fields, ctx) => {
+      if ('FORM_TYPE' in fields) {
+        ctx.addIssue({ code: 'custom', path: ['FORM_TYPE'], message: 'FORM_TYPE is set by form_type', input: fields.FORM_TYPE });
+      }
+    })
+    .default(() => ({})),
+});
+
+/**
+ * `server_info`: what the server's service discovery answer says of it besides features —
+ * contact addresses (XEP-0157) and further extended-information forms (XEP-0128).
+ */
+const serverInfoSchema = section(
+  z.strictObject({
+    contact: section(
+      z.strictObject(
+        Object.fromEntries(
+          CONTACT_KINDS.map((kind) => [
+            kind,
+            z.array(contactUri, { error: expecting('a list of URIs') }).default(() => []),
+          ]),
+        ) as Record<(typeof CONTACT_KINDS)[number], z.ZodDefault<z.ZodArray<typeof contactUri>>>,
+      ),
+    ),
+    extra_forms: z
+      .array(extraFormSchema, { error: expecting('a list of forms, each a mapping with form_type and fields') })
+      .superRefine((forms, ctx) => {
+        const seen = new Set<string>();
+        forms.forEach((form, index) => {
+          // XEP-0115 §5.4 rule 3.5: two forms with one FORM_TYPE make the whole answer unusable for caps.
+          if (seen.has(form.form_type)) {
+            ctx.addIssue({ code: 'custom', path: [index, 'form_type'], message: `"${form.form_type}" is listed twice; put its fields in one form`, input: form.form_type });
+          }
+          seen.add(form.form_type);
+          if (form.form_type === SERVERINFO_FORM_TYPE) {
+            for (const kind of CONTACT_KINDS) {
+              if (`${kind}-addresses` in form.fields) {
+                ctx.addIssue({
+                  code: 'custom',
+                  path: [index, 'fields', `${kind}-addresses`],
+                  message: `set it with server_info.contact.${kind}`,
+                  input: form.fields[`${kind}-addresses`],
+                });
+              }
+            }
+          }
+        });
+      })
+      .default(() => []),
+  }),
+);
+
 /** `modules`: which built-in modules run, and which third-party modules load (ARCHITECTURE.md §3). */
 const modulesSchema = section(
   z.strictObject({
@@ -537,6 +626,12 @@ const modulesSchema = section(
         max_messages: integer(1).default(500),
       }),
     ),
+    // XEP-0078 Non-SASL authentication (jabber:iq:auth): obsolete, off unless asked for.
+    legacyauth: section(
+      z.strictObject({
+        enabled: flag().default(false),
+      }),
+    ),
   }),
 );
 
@@ -561,6 +656,7 @@ export const configSchema = section(
     ping: pingSchema,
     storage: storageSchema,
     modules: modulesSchema,
+    server_info: serverInfoSchema,
   }),
 );
 

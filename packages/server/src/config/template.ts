@@ -116,7 +116,8 @@ storage:
 
 # Server modules (features).
 modules:
-  # Built-in modules to turn off: disco, ping, version, time, presence, offline, vcard, private, register.
+  # Built-in modules to turn off: disco, ping, version, time, presence, offline, vcard, private, register, blocking, last, caps,
+  # legacyauth.
   disabled: []
   # Third-party modules to load: file paths or npm package names.
   extra: []
@@ -157,5 +158,33 @@ modules:
   offline:
     # Messages kept per account while it is offline; beyond it senders get service-unavailable.
     max_messages: 500
+  # Non-SASL authentication (XEP-0078, jabber:iq:auth), obsolete: only for very old clients.
+  legacyauth:
+    # Offer it (plain password over TLS only; digest is not possible with SCRAM-only storage).
+    enabled: false
+
+# What the server tells about itself in service discovery (XEP-0030 disco#info).
+server_info:
+  # Contact addresses (XEP-0157), each a list of URIs such as mailto:, xmpp: or https:, e.g.
+  #   admin: ["xmpp:admin@example.com", "mailto:xmpp@example.com"]
+  contact:
+    # Where to report abusive traffic (spam, attacks from accounts of this server).
+    abuse: []
+    # The service administrators.
+    admin: []
+    # Customer feedback.
+    feedback: []
+    # Sales and marketing.
+    sales: []
+    # Security concerns (vulnerability reports).
+    security: []
+    # Service status pages (these must be URIs).
+    status: []
+    # Customer support.
+    support: []
+  # More extended information forms (XEP-0128), e.g.
+  #   - form_type: urn:example:info
+  #     fields: { motd: "Welcome", ip_version: [ipv4, ipv6] }
+  extra_forms: []
 `;
 }

@@ -16,32 +16,61 @@ export class DiscoInfo {
   private identities: DiscoIdentity[] = [];
   private features = new Map<string, number>();
   private forms: XmlElement[] = [];
+  private _version = 0;
+
+  /**
+   * Incremented by every change (a feature, identity or form added or removed), so that
+   * what is derived from the whole answer — the XEP-0115 verification string — is
+   * recomputed only when it changed.
+   */
+  get version(): number {
+    return this._version;
+  }
 
   /** Adds a feature (a namespace or `var`); returns a function that removes it. Reference-counted. */
   addFeature(feature: string): () => void {
-    this.features.set(feature, (this.features.get(feature) ?? 0) + 1);
+    const n = this.features.get(feature) ?? 0;
+    this.features.set(feature, n + 1);
+    if (n === 0) this._version++;
+    let removed = false;
     return () => {
-      const n = (this.features.get(feature) ?? 1) - 1;
-      if (n <= 0) this.features.delete(feature);
-      else this.features.set(feature, n);
+      if (removed) return;
+      removed = true;
+      const left = (this.features.get(feature) ?? 1) - 1;
+      if (left <= 0) {
+        this.features.delete(feature);
+        this._version++;
+      } else this.features.set(feature, left);
     };
   }
 
   /** Adds an identity; returns a function that removes it. */
   addIdentity(identity: DiscoIdentity): () => void {
     this.identities.push(identity);
+    this._version++;
     return () => {
       const i = this.identities.indexOf(identity);
-      if (i >= 0) this.identities.splice(i, 1);
+      if (i >= 0) {
+        this.identities.splice(i, 1);
+        this._version++;
+      }
     };
   }
 
-  /** Adds an extended information form (XEP-0128, a `jabber:x:data` result form). */
+  /**
+   * Adds an extended information form (XEP-0128, a `jabber:x:data` result form with a
+   * hidden FORM_TYPE field); returns a function that removes it. Do not change the element
+   * once added (replace it instead): {@link version} would not see the change.
+   */
   addForm(form: XmlElement): () => void {
     this.forms.push(form);
+    this._version++;
     return () => {
       const i = this.forms.indexOf(form);
-      if (i >= 0) this.forms.splice(i, 1);
+      if (i >= 0) {
+        this.forms.splice(i, 1);
+        this._version++;
+      }
     };
   }
 

@@ -63,6 +63,23 @@ export interface PreAuthStream {
   /** Sends a stanza on the stream (no 'from' stamping: the client has no address yet). */
   send(stanza: XmlElement): void;
   close(error?: StreamError): void;
+  /** `true` when a SASL authentication attempt on this stream has failed (XEP-0078 §3 then asks for `policy-violation`). */
+  readonly saslFailed: boolean;
+  /**
+   * Non-SASL authentication (XEP-0078 §3, `jabber:iq:auth`): checks `password` for
+   * `username` and, when right, authenticates the stream AND binds `resource` in one step —
+   * there is no stream restart and no RFC 6120 §7 bind. On success `result` (the iq result
+   * the module built) is sent first, then the session starts (`session/started`); a session
+   * with the same full JID is replaced (`conflict` stream error to it), the behaviour
+   * XEP-0078 §3 recommends. Resolves with the error to answer otherwise: `not-authorized`
+   * for an unknown account or a wrong password (after the same per-address delay as a
+   * failed SASL attempt, and counted towards the same limit of attempts), `not-acceptable`
+   * for a resource that is not a valid resourcepart (RFC 7622 §3.4), `not-authorized` on an
+   * unencrypted stream unless `auth.allow_plain_without_tls`, `unexpected-request` while
+   * another attempt is running or once authenticated. After a failed SASL attempt the stream
+   * is closed with `policy-violation` (XEP-0078 §3, §7).
+   */
+  legacyLogin(username: string, password: string, resource: string, result: XmlElement): Promise<{ ok: true } | { error: StanzaError }>;
 }
 
 /**
@@ -103,6 +120,7 @@ export class C2SStream implements Session {
   private sasl: ScramServer | 'PLAIN' | null = null;
   private saslBusy = false;
   private authFailures = 0;
+  private saslFailed = false;
   private authTimer: NodeJS.Timeout | undefined;
   /** Stanzas waiting behind an asynchronous `stanza/in` filter, or `null`. */
   private inQueue: XmlElement[] | null = null;
@@ -428,6 +446,7 @@ export class C2SStream implements Session {
   }
 
   private saslFailure(condition: SaslCondition, text: string | undefined, counts: boolean): void {
+    this.saslFailed = true;
     const body = `<failure xmlns='${NS.SASL}'><${condition}/>${text ? `<text xml:lang='en'>${escapeAttr(text)}</text>` : ''}</failure>`;
     if (!counts) return this.sendRaw(body);
     this.authFailures++;
@@ -449,7 +468,58 @@ export class C2SStream implements Session {
       secure: this.transport.secure,
       send: (stanza) => this.sendRaw(stanza.toString()),
       close: (err) => this.close(err),
+      saslFailed: this.saslFailed,
+      legacyLogin: (username, password, resource, result) => this.legacyLogin(username, password, resource, result),
     };
+  }
+
+  /** See {@link PreAuthStream.legacyLogin} (XEP-0078 §3). */
+  private async legacyLogin(
+    username: string,
+    password: string,
+    resource: string,
+    result: XmlElement,
+  ): Promise<{ ok: true } | { error: StanzaError }> {
+    if (this.saslFailed) {
+      this.close(new StreamError('policy-violation', 'jabber:iq:auth after a failed SASL attempt (XEP-0078 §7)'));
+      return { error: new StanzaError('not-authorized') };
+    }
+    if (this.authenticated || this.saslBusy || this.sasl !== null || this.phase !== 'open') {
+      return { error: new StanzaError('unexpected-request', 'an authentication is already under way or done') };
+    }
+    if (!this.transport.secure && !this.ctx.options.allowPlainWithoutTls) {
+      return { error: new StanzaError('not-authorized', 'the password may only be sent over TLS') };
+    }
+    this.saslBusy = true;
+    try {
+      let user: string | null = null;
+      try {
+        user = this.ctx.accounts.prepareUsername(username);
+      } catch {
+        // Not a valid localpart: no such account, answered like a wrong password.
+      }
+      if (user === null || !(await this.ctx.accounts.verifyPassword(user, password))) {
+        this.authFailures++;
+        const delay = this.ctx.throttle.fail(this.remoteAddress);
+        await new Promise((resolve) => setTimeout(resolve, delay).unref());
+        if (this.authFailures >= MAX_AUTH_ATTEMPTS) this.close(new StreamError('policy-violation', 'too many failed authentication attempts'));
+        return { error: new StanzaError('not-authorized') };
+      }
+      let jid: JID;
+      try {
+        jid = JID.of(user, this.ctx.domain, resource);
+      } catch {
+        return { error: new StanzaError('not-acceptable', `'${resource}' is not a valid resource`) };
+      }
+      if (this.phase !== 'open') return { error: new StanzaError('not-authorized') };
+      this.ctx.throttle.succeed(this.remoteAddress);
+      this.authenticated = true;
+      this.username = user;
+      this.startSession(jid, result);
+      return { ok: true };
+    } finally {
+      this.saslBusy = false;
+    }
   }
 
   // --- After authentication: resource binding ---------------------------
@@ -474,6 +544,15 @@ export class C2SStream implements Session {
       // RFC 6120 §7.7.2.1: a resource that cannot be processed.
       return this.replyError(iq, new StanzaError('bad-request', `'${requested}' is not a valid resource`));
     }
+    this.startSession(jid, xml('iq', { type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS.BIND }, xml('jid', null, jid.toString()))));
+  }
+
+  /**
+   * Makes this authenticated stream the session of `jid`: registers it (replacing a session
+   * of the same full JID), sends `result` (the bind result, or the XEP-0078 iq result), then
+   * fires `session/started`.
+   */
+  private startSession(jid: JID, result: XmlElement): void {
     this.jid = jid;
     this.fullJidString = jid.toString();
     this.bound = true;
@@ -481,9 +560,7 @@ export class C2SStream implements Session {
     const replaced = this.ctx.sessions.add(this);
     // RFC 6120 §7.7.2.2: our policy is that the new session replaces the old one.
     if (replaced) (replaced as C2SStream).close(new StreamError('conflict', 'replaced by a new session with the same resource'));
-    this.sendRaw(
-      xml('iq', { type: 'result', id: iq.attrs.id }, xml('bind', { xmlns: NS.BIND }, xml('jid', null, this.fullJidString))).toString(),
-    );
+    this.sendRaw(result.toString());
     this.log.debug({ jid: this.fullJidString, ip: this.remoteAddress }, 'c2s: session bound');
     void this.ctx.hooks.emit('session/started', this).catch((err) => this.log.error({ err }, 'session/started hook failed'));
   }

@@ -42,6 +42,25 @@ export function runSlixmppRegister(port: number, scenario: 'register' | 'passwd'
   return runPython([REGISTER_SCRIPT, String(port), scenario, jid, password, ...args]);
 }
 
+const BLOCKING_SCRIPT = fileURLToPath(new URL('../interop/slixmpp_blocking.py', import.meta.url));
+const AIOXMPP_BLOCKING_SCRIPT = fileURLToPath(new URL('../interop/aioxmpp_blocking.py', import.meta.url));
+
+/** Runs `slixmpp_blocking.py PORT JID PASSWORD`: slixmpp with its xep_0191 and xep_0012 plugins, driven by chat commands. */
+export function runSlixmppBlocking(port: number, jid: string, password: string): SliRun {
+  return runPython([BLOCKING_SCRIPT, String(port), jid, password]);
+}
+
+/** Throws a clear error when python3-aioxmpp is missing. */
+export function requireAioxmpp(): void {
+  const r = spawnSync(PYTHON, ['-c', 'import aioxmpp.blocking'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`python3-aioxmpp is not installed (apt-get install python3-aioxmpp): ${r.stderr}`);
+}
+
+/** Runs `aioxmpp_blocking.py PORT JID PASSWORD ACTION…`: aioxmpp's BlockingClient (XEP-0191). */
+export function runAioxmppBlocking(port: number, jid: string, password: string, ...actions: string[]): SliRun {
+  return runPython([AIOXMPP_BLOCKING_SCRIPT, String(port), jid, password, ...actions]);
+}
+
 function runPython(argv: string[]): SliRun {
   const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const events: SliEvent[] = [];
