@@ -9,7 +9,9 @@
  * directly through `server.accounts.create`, then reports to the parent:
  *
  *   child → parent  { type: 'ready', port, domain, accounts, iterations, setupMs }
- *   parent → child  { type: 'cpu' }   child → parent { type: 'cpu', user, system }  (µs, process.cpuUsage)
+ *   parent → child  { type: 'cpu' }  child → parent { type: 'cpu', user, system, elu, sessions, streams }
+ *                   (process.cpuUsage µs, performance.eventLoopUtilization ms, open sessions/streams)
+ *   parent → child  { type: 'mem' }  child → parent { type: 'mem', rss, heapUsed, external } (bytes, after gc())
  *   parent → child  { type: 'stop' } child stops the server, removes the data directory and exits 0
  *
  * Arguments: `--accounts <n>` (default 100), `--password <p>` (default `bench-password`),
@@ -24,11 +26,12 @@ import { Server, parseConfig } from '@parley/server';
 /** Messages the child sends to the parent over IPC. */
 export type ChildMessage =
   | { type: 'ready'; port: number; domain: string; accounts: number; iterations: number; setupMs: number }
-  | { type: 'cpu'; user: number; system: number; sessions: number; streams: number }
+  | { type: 'cpu'; user: number; system: number; elu: { idle: number; active: number }; sessions: number; streams: number }
+  | { type: 'mem'; rss: number; heapUsed: number; external: number }
   | { type: 'error'; message: string };
 
 /** Messages the parent sends to the child over IPC. */
-export type ParentMessage = { type: 'cpu' } | { type: 'stop' };
+export type ParentMessage = { type: 'cpu' } | { type: 'mem' } | { type: 'stop' };
 
 async function main(): Promise<void> {
   if (!process.send) throw new Error('bench/server-child.ts must be started with an IPC channel (by bench/load.ts)');
@@ -48,6 +51,8 @@ async function main(): Promise<void> {
     log_level: 'silent',
     storage: { driver: 'sqlite', path: 'parley.db' },
     c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'] },
+    // As in the tests: a failed login (a broken benchmark) is reported quickly.
+    auth: { failure_delay: '50ms', max_failure_delay: '200ms' },
   });
   const server = new Server(config);
   await server.start();
@@ -83,10 +88,16 @@ async function main(): Promise<void> {
         type: 'cpu',
         user: u.user,
         system: u.system,
+        elu: { idle: performance.eventLoopUtilization().idle, active: performance.eventLoopUtilization().active },
         sessions: server.sessions.size,
         streams: server.streamCount,
       };
       process.send!(reply);
+    } else if (m.type === 'mem') {
+      // After a full collection (the parent starts us with --expose-gc), so the heap is what is live.
+      (globalThis as { gc?: () => void }).gc?.();
+      const u = process.memoryUsage();
+      process.send!({ type: 'mem', rss: u.rss, heapUsed: u.heapUsed, external: u.external } satisfies ChildMessage);
     } else if (m.type === 'stop') {
       void stop(0);
     }

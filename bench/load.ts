@@ -1,0 +1,948 @@
+/**
+ * Parley load benchmark (loopback only).
+ *
+ *   npm run bench -- [--logins 500] [--concurrency 20] [--pairs 50] [--messages-per-sender 200]
+ *                    [--rate 0] [--window 50] [--pin] [--timeout 120] [--profile-server]
+ *                    [--server-node-arg <node option>]…
+ *
+ * Starts the server in a child process (bench/server-child.ts, its own event loop; with
+ * `--pin` on core 0 and this generator on core 1), then runs two scenarios against
+ * 127.0.0.1:
+ *
+ *  1. login    — N logins (connect → STARTTLS → SCRAM-SHA-1 at the server's default
+ *                iteration count → stream restart → bind), K in flight; logins/s and the
+ *                latency of one whole login (connect to bind result), p50/p99. The
+ *                sessions stay open until the scenario ends (then they are closed and
+ *                the server is given time to let go of them, untimed).
+ *  2. messages — P pairs of bound sessions; both members of a pair send M chat messages to
+ *                the other's full JID. Each body carries the send time; the receiver
+ *                computes the one-way latency and counts, so loss, reordering and foreign
+ *                messages are detected. `--rate 0`: as fast as possible with at most
+ *                `--window` messages in flight per sender; `--rate R`: R messages/s per
+ *                sender, latency measured from the scheduled send time (no coordinated
+ *                omission).
+ *
+ * Output: one JSON line per scenario on stdout, then a human summary on stderr. Every
+ * figure is printed with the CPU time this generator used (process.cpuUsage, user+system,
+ * all threads), the server child's, their event-loop utilisation and the CPU used by
+ * anything else on the machine, so one can see which side was saturated and whether the
+ * run was disturbed.
+ * Exit status: 0 on success; 1 when a login failed or a message was lost; 2 on the hard
+ * timeout (after reporting what was measured so far).
+ *
+ * The generator is kept cheap on purpose: raw node:net/node:tls sockets with one shared
+ * client TLS context, stanzas built as strings, plain string scanning of the server's
+ * replies instead of an XML parser (the server's output is known; anything unexpected
+ * fails loudly), writes batched per event, and ScramClient with `cacheSaltedPassword` so
+ * PBKDF2 runs once per account (in an untimed warm-up) and never during the measurement.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import tls from 'node:tls';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import { NS, ScramClient } from '@parley/xmpp';
+import type { ChildMessage, ParentMessage } from './server-child.ts';
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --logins N               logins in the login scenario (default 500, at most 15000; 0 skips it)
+  --concurrency K          logins in flight (default 20)
+  --pairs P                pairs of sessions in the message scenario (default 50; 0 skips it)
+  --messages-per-sender M  messages each session sends to its partner (default 200)
+  --rate R                 messages/s per sender; 0 = as fast as possible (default 0)
+  --window W               with --rate 0, messages in flight per sender (default 50)
+  --pin                    server on core 0, generator on core 1 (needs taskset, 2+ cores)
+  --timeout S              hard limit for the whole run, seconds (default 120)
+  --profile-server         run the server child with --cpu-prof (profile in bench/profiles/)
+  --server-node-arg A      extra node option for the server child (repeatable), e.g. --trace-gc
+  --help`;
+
+const { values: opt } = parseArgs({
+  options: {
+    logins: { type: 'string', default: '500' },
+    concurrency: { type: 'string', default: '20' },
+    pairs: { type: 'string', default: '50' },
+    'messages-per-sender': { type: 'string', default: '200' },
+    rate: { type: 'string', default: '0' },
+    window: { type: 'string', default: '50' },
+    pin: { type: 'boolean', default: false },
+    timeout: { type: 'string', default: '120' },
+    'profile-server': { type: 'boolean', default: false },
+    'server-node-arg': { type: 'string', multiple: true, default: [] },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+
+if (opt.help) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+function intOption(name: string, value: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    console.error(`--${name}: expected an integer from ${min} to ${max}, got '${value}'`);
+    process.exit(64);
+  }
+  return n;
+}
+
+// Login sessions stay open until the scenario ends: keep them under the open-files limit.
+const LOGINS = intOption('logins', opt.logins, 0, 15_000);
+const CONCURRENCY = intOption('concurrency', opt.concurrency, 1, 5_000);
+const PAIRS = intOption('pairs', opt.pairs, 0, 5_000);
+const MESSAGES = intOption('messages-per-sender', opt['messages-per-sender'], 1, 1_000_000);
+const RATE = intOption('rate', opt.rate, 0, 1_000_000);
+const WINDOW = intOption('window', opt.window, 1, 100_000);
+const TIMEOUT_S = intOption('timeout', opt.timeout, 1, 3_600);
+const PASSWORD = 'bench-password';
+/** Untimed warm-up messages per sender before the message scenario is measured. */
+const WARMUP_MESSAGES = 100;
+/** The message scenario gives up after this long without a delivery (the rest counts as lost). */
+const STALL_MS = 5000;
+const HOST = '127.0.0.1';
+
+/** Distinct accounts the login scenario cycles through (≤ the ScramClient cache of 256). */
+const LOGIN_ACCOUNTS = Math.min(LOGINS, 200);
+const ACCOUNTS = Math.max(LOGIN_ACCOUNTS, 2 * PAIRS, 1);
+
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
+/** Cores available before any pinning. */
+const CORES = os.availableParallelism();
+const ROOT = dirname(BENCH_DIR);
+
+/** The code measured: `git rev-parse --short HEAD`, `+dirty` when packages/ has uncommitted changes; null outside git. */
+function codeVersion(): string | null {
+  try {
+    const git = (...args: string[]): string => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const head = git('rev-parse', '--short', 'HEAD');
+    return git('status', '--porcelain', '--', 'packages') === '' ? head : `${head}+dirty`;
+  } catch {
+    return null;
+  }
+}
+const COMMIT = codeVersion();
+
+// ---------------------------------------------------------------------------
+// Results
+// ---------------------------------------------------------------------------
+
+/** One scenario's machine-readable result (one JSON line). */
+type Result = Record<string, string | number | boolean | null>;
+const results: Result[] = [];
+/** Reports the scenario in progress when the hard timeout fires. */
+let partial: ((server: ServerStats | null) => Result) | null = null;
+
+function emit(r: Result): void {
+  r.commit = COMMIT;
+  results.push(r);
+  process.stdout.write(`${JSON.stringify(r)}\n`);
+}
+
+function info(s: string): void {
+  process.stderr.write(`${s}\n`);
+}
+
+/** Nearest-rank percentile of sorted values (q in 0..1). */
+function percentile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+function round(n: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+/**
+ * Busy and total CPU time of the whole machine (ms, all cores) from /proc/stat, or null
+ * where there is none. The difference with this process's and the server's CPU time shows
+ * what else ran (other processes, interrupt and softirq work: loopback TCP lands there).
+ */
+function machineCpu(): { busy: number; total: number } | null {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user)
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    const tick = 1000 / CLOCK_TICKS;
+    return { busy: (total - idle) * tick, total: total * tick };
+  } catch {
+    return null;
+  }
+}
+/** USER_HZ: 100 on every Linux build that matters. */
+const CLOCK_TICKS = 100;
+
+/** What a scenario measures about CPU, from a snapshot taken at its start. */
+interface CpuSnapshot {
+  generator: NodeJS.CpuUsage;
+  generatorElu: EventLoopUtilization;
+  server: ServerStats;
+  machine: { busy: number; total: number } | null;
+}
+
+async function cpuSnapshot(): Promise<CpuSnapshot> {
+  const server = await childStats();
+  return { generator: process.cpuUsage(), generatorElu: performance.eventLoopUtilization(), server, machine: machineCpu() };
+}
+
+/**
+ * CPU figures of a scenario since `s0`, over `seconds` of wall time and `ops` operations:
+ * generator and server CPU (ms, % of one core, µs per operation) and the CPU used by
+ * everything else on the machine (`other_cpu_ms`; large values mean a disturbed run).
+ */
+function cpuFigures(s0: CpuSnapshot, seconds: number, ops: number, serverNow: ServerStats | null): Result {
+  const g = process.cpuUsage(s0.generator);
+  const gen = (g.user + g.system) / 1000;
+  const server = serverNow ? serverNow.cpuMs - s0.server.cpuMs : Number.NaN;
+  const gElu = performance.eventLoopUtilization(s0.generatorElu).utilization;
+  const sActive = serverNow ? serverNow.eluActive - s0.server.eluActive : Number.NaN;
+  const sIdle = serverNow ? serverNow.eluIdle - s0.server.eluIdle : Number.NaN;
+  const m = machineCpu();
+  const other = m && s0.machine ? m.busy - s0.machine.busy - gen - server : Number.NaN;
+  const wall = seconds * 1000;
+  return {
+    generator_cpu_ms: round(gen, 0),
+    generator_cpu_pct: round((100 * gen) / wall, 1),
+    generator_sys_ms: round(g.system / 1000, 0),
+    generator_us_per_op: ops > 0 ? round((1000 * gen) / ops, 1) : null,
+    generator_elu: round(gElu, 3),
+    server_cpu_ms: round(server, 0),
+    server_cpu_pct: round((100 * server) / wall, 1),
+    server_us_per_op: ops > 0 ? round((1000 * server) / ops, 1) : null,
+    server_elu: round(sActive / (sActive + sIdle), 3),
+    other_cpu_ms: Number.isNaN(other) ? null : round(Math.max(0, other), 0),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Server child
+// ---------------------------------------------------------------------------
+
+let child: ChildProcess | null = null;
+/** Set once we stop the child ourselves (its exit is then expected). */
+let stopping = false;
+let pinned = false;
+const cpuWaiters: Array<(m: Extract<ChildMessage, { type: 'cpu' }>) => void> = [];
+const memWaiters: Array<(m: Extract<ChildMessage, { type: 'mem' }> | null) => void> = [];
+
+function canPin(): boolean {
+  if (CORES < 2) return false;
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function startChild(): Promise<Extract<ChildMessage, { type: 'ready' }>> {
+  const nodeArgs = ['--import', 'tsx', '--expose-gc'];
+  if (opt['profile-server']) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${join(BENCH_DIR, 'profiles')}`);
+  nodeArgs.push(...(opt['server-node-arg'] ?? []));
+  const childArgs = [...nodeArgs, join(BENCH_DIR, 'server-child.ts'), '--accounts', String(ACCOUNTS), '--password', PASSWORD];
+  let cmd = process.execPath;
+  let args = childArgs;
+  if (opt.pin) {
+    if (canPin()) {
+      cmd = 'taskset';
+      args = ['-c', '0', process.execPath, ...childArgs];
+      // This process and all its threads (libuv pool included) on core 1.
+      execFileSync('taskset', ['-a', '-c', '-p', '1', String(process.pid)], { stdio: 'ignore' });
+      pinned = true;
+    } else {
+      info('--pin: taskset or a second core is missing; running unpinned');
+    }
+  }
+  const c = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  child = c;
+  // IPC to a child that just died (EPIPE): childStats and the exit handler deal with it.
+  c.on('error', (err) => info(`server child: ${err.message}`));
+  return new Promise((resolve, reject) => {
+    c.on('message', (m: ChildMessage) => {
+      if (m.type === 'ready') resolve(m);
+      else if (m.type === 'error') reject(new Error(`server child: ${m.message}`));
+      else if (m.type === 'cpu') cpuWaiters.shift()?.(m);
+      else if (m.type === 'mem') memWaiters.shift()?.(m);
+    });
+    c.once('exit', (code, signal) => {
+      child = null;
+      for (const w of memWaiters.splice(0)) w(null);
+      for (const w of cpuWaiters.splice(0)) {
+        w({ type: 'cpu', user: Number.NaN, system: Number.NaN, elu: { idle: Number.NaN, active: Number.NaN }, sessions: -1, streams: -1 });
+      }
+      reject(new Error(`server child exited (${code ?? signal}) before it was ready`));
+      if (!stopping) void abort(1, `the server child exited unexpectedly (${code ?? signal})`);
+    });
+  });
+}
+
+/** What the server child reports: CPU time (ms), event-loop active/idle time (ms), open streams and sessions. */
+type ServerStats = Awaited<ReturnType<typeof childStats>>;
+
+const NO_STATS = { cpuMs: Number.NaN, eluActive: Number.NaN, eluIdle: Number.NaN, streams: -1, sessions: -1 };
+
+/** The server child's CPU time (user+system, ms), event-loop times and open stream/session counts; NaN/-1 once it is gone. */
+function childStats(): Promise<typeof NO_STATS> {
+  const c = child;
+  if (!c?.connected) return Promise.resolve(NO_STATS);
+  return new Promise((resolve) => {
+    const waiter = (m: Extract<ChildMessage, { type: 'cpu' }>): void =>
+      resolve({ cpuMs: (m.user + m.system) / 1000, eluActive: m.elu.active, eluIdle: m.elu.idle, streams: m.streams, sessions: m.sessions });
+    cpuWaiters.push(waiter);
+    c.send({ type: 'cpu' } satisfies ParentMessage, (err) => {
+      if (!err) return;
+      const i = cpuWaiters.indexOf(waiter);
+      if (i >= 0) cpuWaiters.splice(i, 1);
+      resolve(NO_STATS);
+    });
+  });
+}
+
+/** The server child's memory after a full GC (bytes), or null once it is gone. */
+function childMemory(): Promise<Extract<ChildMessage, { type: 'mem' }> | null> {
+  const c = child;
+  if (!c?.connected) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    memWaiters.push(resolve);
+    c.send({ type: 'mem' } satisfies ParentMessage, (err) => {
+      if (!err) return;
+      const i = memWaiters.indexOf(resolve);
+      if (i >= 0) memWaiters.splice(i, 1);
+      resolve(null);
+    });
+  });
+}
+
+/** Asks the server child to stop (it removes its data directory); kills it after `graceMs`. */
+async function stopChild(graceMs = 5000): Promise<void> {
+  const c = child;
+  stopping = true;
+  if (!c) return;
+  const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+  if (c.connected) c.send({ type: 'stop' } satisfies ParentMessage);
+  const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(t);
+  child = null;
+}
+
+/** Waits until the server has no open streams left (so one scenario's teardown does not bleed into the next). */
+async function waitServerIdle(ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const s = await childStats();
+    if (s.streams <= 0) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  info('warning: the server still has open streams');
+}
+
+// ---------------------------------------------------------------------------
+// Login (connect → STARTTLS → SCRAM-SHA-1 → restart → bind)
+// ---------------------------------------------------------------------------
+
+const STREAM_HEADER = (domain: string): string =>
+  `<?xml version='1.0'?><stream:stream to='${domain}' xmlns='jabber:client' xmlns:stream='${NS.STREAM}' version='1.0'>`;
+
+let sharedContext: tls.SecureContext | null = null;
+/** One client TLS context for all connections (tls.connect would otherwise build one per connection). */
+function clientContext(): tls.SecureContext {
+  return (sharedContext ??= tls.createSecureContext());
+}
+
+/** A bound session: its TLS socket and full JID. */
+interface Bound {
+  socket: tls.TLSSocket;
+  jid: string;
+}
+
+/**
+ * One whole login on a new connection. Resolves with the bound session, rejects with
+ * the first failure (stream error, SASL failure, close).
+ *
+ * The server's replies are read by plain string scanning, step by step: each step waits
+ * for the end tag of the one element it expects (`</stream:features>`, `<proceed …/>`,
+ * `</challenge>`, `</success>`, `</iq>`). That is all a client of this one server needs,
+ * and it costs far less than an XML parser per connection; anything unexpected
+ * (`<failure`, `<stream:error`, a close) fails the login with what was received.
+ */
+function login(port: number, domain: string, user: string, resource: string): Promise<Bound> {
+  return new Promise((resolve, reject) => {
+    type Step = 'features-tls' | 'proceed' | 'features-sasl' | 'challenge' | 'success' | 'features-bind' | 'bind' | 'done';
+    let step: Step = 'features-tls';
+    const raw = net.connect({ host: HOST, port });
+    raw.setNoDelay(true);
+    let socket: net.Socket = raw;
+    let scram: ScramClient | null = null;
+    let buf = '';
+    const header = STREAM_HEADER(domain);
+
+    const fail = (why: string): void => {
+      if (step === 'done') return;
+      step = 'done';
+      socket.destroy();
+      raw.destroy();
+      reject(new Error(`${user}/${resource}: ${why}`));
+    };
+
+    /** The received text up to and including `end`, removed from the buffer; null while incomplete. */
+    const take = (end: string): string | null => {
+      const i = buf.indexOf(end);
+      if (i < 0) return null;
+      const s = buf.slice(0, i + end.length);
+      buf = buf.slice(i + end.length);
+      return s;
+    };
+    /** The character data of `<name …>data</name>` in `s`. */
+    const inner = (s: string, name: string): string => {
+      const open = s.indexOf(`<${name}`);
+      return s.slice(s.indexOf('>', open) + 1, s.lastIndexOf(`</${name}>`));
+    };
+
+    const onData = (d: Buffer): void => {
+      buf += d.toString('latin1');
+      if (buf.includes('<stream:error') || buf.includes('<failure')) return fail(`refused: ${buf}`);
+      for (;;) {
+        switch (step) {
+          case 'features-tls': {
+            const f = take('</stream:features>');
+            if (f === null) return;
+            if (!f.includes('<starttls')) return fail(`no STARTTLS offered: ${f}`);
+            step = 'proceed';
+            raw.write(`<starttls xmlns='${NS.TLS}'/>`);
+            continue;
+          }
+          case 'proceed': {
+            if (take(`<proceed xmlns='${NS.TLS}'/>`) === null) return;
+            raw.removeListener('data', onData);
+            buf = '';
+            const secure = tls.connect({ socket: raw, secureContext: clientContext(), rejectUnauthorized: false, servername: domain });
+            socket = secure;
+            secure.on('error', (e) => fail(`TLS: ${e.message}`));
+            secure.once('secureConnect', () => {
+              secure.on('data', onData);
+              step = 'features-sasl';
+              secure.write(header);
+            });
+            return;
+          }
+          case 'features-sasl': {
+            const f = take('</stream:features>');
+            if (f === null) return;
+            if (!f.includes('>SCRAM-SHA-1<')) return fail(`SCRAM-SHA-1 not offered: ${f}`);
+            scram = new ScramClient({ hash: 'SHA-1', username: user, password: PASSWORD, cacheSaltedPassword: true });
+            step = 'challenge';
+            socket.write(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'>${scram.first().toString('base64')}</auth>`);
+            continue;
+          }
+          case 'challenge': {
+            const c = take('</challenge>');
+            if (c === null) return;
+            step = 'success';
+            scram!.final(Buffer.from(inner(c, 'challenge'), 'base64')).then(
+              (final) => socket.write(`<response xmlns='${NS.SASL}'>${final.toString('base64')}</response>`),
+              (e: Error) => fail(`SCRAM: ${e.message}`),
+            );
+            continue;
+          }
+          case 'success': {
+            const s = take('</success>');
+            if (s === null) return;
+            try {
+              scram!.verifyServerFinal(Buffer.from(inner(s, 'success'), 'base64'));
+            } catch (e) {
+              return fail(`server signature: ${(e as Error).message}`);
+            }
+            // RFC 6120 §6.4.6: restart the stream.
+            step = 'features-bind';
+            socket.write(header);
+            continue;
+          }
+          case 'features-bind': {
+            const f = take('</stream:features>');
+            if (f === null) return;
+            if (!f.includes(`<bind xmlns='${NS.BIND}'`)) return fail(`no bind feature: ${f}`);
+            step = 'bind';
+            socket.write(`<iq type='set' id='b'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
+            continue;
+          }
+          case 'bind': {
+            const r = take('</iq>');
+            if (r === null) return;
+            const jid = r.includes("type='result'") ? inner(r, 'jid') : '';
+            if (jid === '') return fail(`bind failed: ${r}`);
+            step = 'done';
+            socket.removeListener('data', onData);
+            resolve({ socket: socket as tls.TLSSocket, jid });
+            return;
+          }
+          case 'done':
+            return;
+        }
+      }
+    };
+
+    raw.on('data', onData);
+    raw.on('error', (e) => fail(`socket: ${e.message}`));
+    raw.on('close', () => fail('connection closed'));
+    raw.once('connect', () => raw.write(header));
+  });
+}
+
+/** Closes bound sessions politely (`</stream:stream>`) and waits until the server has let go of them all. */
+async function closeAll(sessions: Bound[]): Promise<void> {
+  for (const s of sessions) {
+    s.socket.removeAllListeners('data');
+    s.socket.removeAllListeners('close');
+    s.socket.on('error', () => {});
+    s.socket.end('</stream:stream>');
+    setTimeout(() => s.socket.destroy(), 1000).unref();
+  }
+  await waitServerIdle();
+}
+
+/**
+ * Runs `count` logins with `concurrency` in flight, accounts `bench<i mod accounts>`,
+ * resource `<prefix><i>`. Returns the sessions, per-login latencies (ms) and errors.
+ */
+async function runLogins(
+  port: number,
+  domain: string,
+  count: number,
+  concurrency: number,
+  accounts: number,
+  prefix: string,
+  progress?: (done: number, latencies: Float64Array, errors: number) => void,
+): Promise<{ sessions: Bound[]; latencies: Float64Array; errors: string[] }> {
+  const sessions: Bound[] = [];
+  const latencies = new Float64Array(count);
+  const errors: string[] = [];
+  let next = 0;
+  let done = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      const t0 = performance.now();
+      try {
+        const b = await login(port, domain, `bench${i % accounts}`, `${prefix}${i}`);
+        latencies[done++] = performance.now() - t0;
+        sessions.push(b);
+        b.socket.on('error', () => {});
+      } catch (e) {
+        errors.push((e as Error).message);
+        // A broken setup fails every login: stop starting new ones.
+        next = count;
+      }
+      progress?.(done, latencies, errors.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { sessions, latencies: latencies.subarray(0, done), errors };
+}
+
+async function loginScenario(port: number, domain: string, iterations: number): Promise<boolean> {
+  // Untimed warm-up: one login per account fills the ScramClient cache (PBKDF2 once per
+  // account and salt) and warms both sides' JIT.
+  const w0 = performance.now();
+  const warm = await runLogins(port, domain, LOGIN_ACCOUNTS, CONCURRENCY, LOGIN_ACCOUNTS, 'w');
+  await closeAll(warm.sessions);
+  if (warm.errors.length > 0) {
+    emit({ scenario: 'login', error: `warm-up: ${warm.errors.length} logins failed, first: ${warm.errors[0]}` });
+    return false;
+  }
+  info(`login warm-up: ${LOGIN_ACCOUNTS} logins in ${round(performance.now() - w0, 0)} ms (untimed)`);
+
+  const mem0 = await childMemory();
+  const c0 = await cpuSnapshot();
+  const t0 = performance.now();
+  let snapshot: { done: number; latencies: Float64Array; errors: number } = { done: 0, latencies: new Float64Array(0), errors: 0 };
+  const make = (done: number, lat: Float64Array, errors: number, seconds: number, serverNow: ServerStats | null, extra: Result): Result => {
+    const sorted = Float64Array.from(lat).sort();
+    return {
+      scenario: 'login',
+      mechanism: 'SCRAM-SHA-1',
+      iterations,
+      logins: done,
+      errors,
+      concurrency: CONCURRENCY,
+      seconds: round(seconds, 3),
+      per_second: round(done / seconds, 1),
+      p50_ms: round(percentile(sorted, 0.5)),
+      p99_ms: round(percentile(sorted, 0.99)),
+      max_ms: round(sorted.length ? sorted[sorted.length - 1]! : Number.NaN),
+      ...cpuFigures(c0, seconds, done, serverNow),
+      pinned,
+      ...extra,
+    };
+  };
+  partial = (server) => {
+    const seconds = (performance.now() - t0) / 1000;
+    return make(snapshot.done, snapshot.latencies.subarray(0, snapshot.done), snapshot.errors, seconds, server, { partial: true });
+  };
+  const r = await runLogins(port, domain, LOGINS, CONCURRENCY, LOGIN_ACCOUNTS, 'l', (done, latencies, errors) => {
+    snapshot = { done, latencies, errors };
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const s1 = await childStats();
+  partial = null;
+  // What each open session costs the server, measured after a full GC with all of them open.
+  const mem1 = await childMemory();
+  const open = r.sessions.length;
+  const perSession = (a: number | undefined, b: number | undefined): number | null =>
+    a !== undefined && b !== undefined && open > 0 ? round((b - a) / 1024 / open, 1) : null;
+  emit(
+    make(r.latencies.length, r.latencies, r.errors.length, seconds, s1, {
+      server_heap_kb_per_session: perSession(mem0?.heapUsed, mem1?.heapUsed),
+      server_rss_kb_per_session: perSession(mem0?.rss, mem1?.rss),
+    }),
+  );
+  if (r.errors.length > 0) info(`login: ${r.errors.length} failed, first: ${r.errors[0]}`);
+  await closeAll(r.sessions);
+  return r.errors.length === 0;
+}
+
+// ---------------------------------------------------------------------------
+// One-to-one messages
+// ---------------------------------------------------------------------------
+
+interface Peer {
+  index: number;
+  session: Bound;
+  partner: number;
+  /** Prefix of every message this peer sends: `<message to='partner full JID' type='chat' id='`. */
+  head: string;
+  sent: number;
+  /** Messages of this peer its partner has received. */
+  delivered: number;
+  /** Messages this peer has received from its partner. */
+  received: number;
+  /** Next sequence number expected from the partner (reordering check). */
+  expect: number;
+  /** Unparsed tail of the input. */
+  pending: string;
+}
+
+async function messageScenario(port: number, domain: string): Promise<boolean> {
+  const n = 2 * PAIRS;
+  const li = await runLogins(port, domain, n, CONCURRENCY, n, 'p');
+  if (li.errors.length > 0) {
+    emit({ scenario: 'messages', error: `${li.errors.length} logins failed, first: ${li.errors[0]}` });
+    await closeAll(li.sessions);
+    return false;
+  }
+  // runLogins finishes in any order: index the sessions by account.
+  const byUser = new Map<number, Bound>();
+  for (const s of li.sessions) byUser.set(Number(/^bench(\d+)@/.exec(s.jid)![1]), s);
+  const total = n * MESSAGES;
+  const latencies = new Float64Array(total);
+  let deliveredTotal = 0;
+  let outOfOrder = 0;
+  let foreign = 0;
+  let errorsSeen = 0;
+  const peers: Peer[] = [];
+  for (let i = 0; i < n; i++) {
+    const partner = i ^ 1;
+    peers.push({
+      index: i,
+      session: byUser.get(i)!,
+      partner,
+      head: '',
+      sent: 0,
+      delivered: 0,
+      received: 0,
+      expect: 0,
+      pending: '',
+    });
+  }
+  for (const p of peers) p.head = `<message to='${peers[p.partner]!.session.jid}' type='chat' id='`;
+
+  let finish: () => void = () => {};
+  const finished = new Promise<void>((r) => (finish = r));
+  let tEnd = 0;
+  let lastProgress = performance.now();
+  /** Ends the scenario early (a closed stream, a stall): what is missing by then counts as lost. */
+  const giveUp = (why: string): void => {
+    if (tEnd !== 0) return;
+    info(`messages: ${why}`);
+    tEnd = performance.now();
+    finish();
+  };
+
+  /** `count` messages from p in one write, stamped `ts` (ms, performance.now() clock). */
+  const send = (p: Peer, count: number, ts: number): void => {
+    let out = '';
+    const stamp = ts.toFixed(3);
+    for (let k = 0; k < count; k++) {
+      const seq = p.sent++;
+      out += `${p.head}${seq}'><body>${stamp} ${p.index} ${seq}</body></message>`;
+    }
+    p.session.socket.write(out);
+  };
+
+  const pump = (p: Peer): void => {
+    const room = Math.min(WINDOW - (p.sent - p.delivered), MESSAGES - p.sent);
+    if (room > 0) send(p, room, performance.now());
+  };
+
+  const onData = (p: Peer, chunk: string): void => {
+    const now = performance.now();
+    const buf = p.pending.length ? p.pending + chunk : chunk;
+    let pos = 0;
+    const from = peers[p.partner]!;
+    let got = 0;
+    let unfinished = false;
+    for (;;) {
+      const b = buf.indexOf('<body>', pos);
+      if (b < 0) break;
+      const e = buf.indexOf('</body>', b);
+      if (e < 0) {
+        pos = b;
+        unfinished = true;
+        break;
+      }
+      const body = buf.slice(b + 6, e);
+      pos = e + 7;
+      if (body.charCodeAt(0) === 87 /* 'W' */) {
+        // A warm-up message: counted apart, not measured.
+        if (++warmReceived === warmTotal) warmDone();
+        continue;
+      }
+      const s1 = body.indexOf(' ');
+      const s2 = body.indexOf(' ', s1 + 1);
+      const sender = Number(body.slice(s1 + 1, s2));
+      if (sender !== from.index) {
+        foreign++;
+        continue;
+      }
+      const seq = Number(body.slice(s2 + 1));
+      if (seq !== p.expect) outOfOrder++;
+      p.expect = seq + 1;
+      latencies[deliveredTotal++] = now - Number(body.slice(0, s1));
+      p.received++;
+      from.delivered++;
+      got++;
+    }
+    if (chunk.includes('<stream:error') || chunk.includes('</stream:stream>') || chunk.includes("type='error'")) {
+      errorsSeen++;
+      info(`messages: unexpected input for ${p.session.jid}: ${chunk.slice(0, 500)}`);
+    }
+    // Keep an unfinished <body>…, or else the last few characters (a '<body' split across chunks).
+    p.pending = unfinished ? buf.slice(pos) : buf.slice(Math.max(pos, buf.length - 5));
+    if (got > 0) {
+      lastProgress = now;
+      if (RATE === 0) pump(from);
+    }
+    if (deliveredTotal === total && tEnd === 0) {
+      tEnd = now;
+      finish();
+    }
+  };
+
+  for (const p of peers) {
+    const sock = p.session.socket;
+    sock.on('data', (d: Buffer) => onData(p, d.toString('latin1')));
+    sock.on('close', () => {
+      if (deliveredTotal < total) {
+        errorsSeen++;
+        giveUp(`${p.session.jid} was closed by the server`);
+      }
+    });
+  }
+
+  // Untimed warm-up: WARMUP_MESSAGES from every sender at once, so that the measurement
+  // starts with the message path compiled on both sides (without it the first ~200 ms
+  // run interpreted code and dominate p99 at moderate rates).
+  const warmTotal = n * WARMUP_MESSAGES;
+  let warmReceived = 0;
+  let warmDone: () => void = () => {};
+  const warmed = new Promise<void>((r) => (warmDone = r));
+  for (const p of peers) {
+    let out = '';
+    for (let k = 0; k < WARMUP_MESSAGES; k++) out += `${p.head}w${k}'><body>W ${p.index} ${k}</body></message>`;
+    p.session.socket.write(out);
+  }
+  const warmTimer = setTimeout(() => warmDone(), STALL_MS);
+  await warmed;
+  clearTimeout(warmTimer);
+  if (warmReceived < warmTotal) {
+    emit({ scenario: 'messages', error: `warm-up: ${warmReceived} of ${warmTotal} messages delivered in ${STALL_MS / 1000} s` });
+    await closeAll(li.sessions);
+    return false;
+  }
+  lastProgress = performance.now();
+
+  let sendLagMax = 0;
+  const c0 = await cpuSnapshot();
+  const t0 = performance.now();
+  const make = (seconds: number, serverNow: ServerStats | null, extra: Result): Result => {
+    const sorted = Float64Array.from(latencies.subarray(0, deliveredTotal)).sort();
+    const sentTotal = peers.reduce((a, p) => a + p.sent, 0);
+    return {
+      scenario: 'messages',
+      pairs: PAIRS,
+      senders: n,
+      messages_per_sender: MESSAGES,
+      rate_per_sender: RATE,
+      window: RATE === 0 ? WINDOW : null,
+      // With --rate: the most a message was sent after its scheduled time (generator lag), ms.
+      send_lag_max_ms: RATE === 0 ? null : round(sendLagMax),
+      sent: sentTotal,
+      delivered: deliveredTotal,
+      lost: sentTotal - deliveredTotal,
+      out_of_order: outOfOrder,
+      foreign,
+      errors: errorsSeen,
+      seconds: round(seconds, 3),
+      per_second: round(deliveredTotal / seconds, 0),
+      p50_ms: round(percentile(sorted, 0.5)),
+      p99_ms: round(percentile(sorted, 0.99)),
+      max_ms: round(sorted.length ? sorted[sorted.length - 1]! : Number.NaN),
+      ...cpuFigures(c0, seconds, deliveredTotal, serverNow),
+      pinned,
+      ...extra,
+    };
+  };
+  partial = (server) => make((performance.now() - t0) / 1000, server, { partial: true });
+
+  let ticker: NodeJS.Timeout | undefined;
+  if (RATE === 0) {
+    for (const p of peers) pump(p);
+  } else {
+    // Each sender is due `RATE` messages a second from its own offset; a 1 ms ticker sends
+    // what is due, stamped with the time it was due.
+    const interval = 1000 / RATE;
+    const offsets = peers.map((p) => (p.index / n) * interval);
+    const tick = (): void => {
+      const now = performance.now();
+      let all = true;
+      for (const p of peers) {
+        if (p.sent >= MESSAGES) continue;
+        all = false;
+        const due = Math.min(MESSAGES, Math.floor((now - t0 - offsets[p.index]!) / interval) + 1);
+        if (due <= p.sent) continue;
+        let out = '';
+        // How late this generator is sending (it counts in the latency, by design).
+        const lag = now - (t0 + offsets[p.index]! + p.sent * interval);
+        if (lag > sendLagMax) sendLagMax = lag;
+        while (p.sent < due) {
+          const seq = p.sent++;
+          const ts = (t0 + offsets[p.index]! + seq * interval).toFixed(3);
+          out += `${p.head}${seq}'><body>${ts} ${p.index} ${seq}</body></message>`;
+        }
+        p.session.socket.write(out);
+      }
+      if (all) clearInterval(ticker);
+    };
+    ticker = setInterval(tick, 1);
+    tick();
+  }
+  // Nothing delivered for STALL_MS while nothing is left to send (or nothing at all): lost.
+  const watchdog = setInterval(() => {
+    const idle = performance.now() - lastProgress;
+    const allSent = peers.every((p) => p.sent >= MESSAGES);
+    if (idle > STALL_MS && (allSent || RATE === 0)) giveUp(`no delivery for ${STALL_MS / 1000} s; giving up on the rest`);
+  }, 250);
+  await finished;
+  clearInterval(ticker);
+  clearInterval(watchdog);
+  const seconds = (tEnd - t0) / 1000;
+  const s1 = await childStats();
+  partial = null;
+  const r = make(seconds, s1, {});
+  emit(r);
+  await closeAll(li.sessions);
+  return r.lost === 0 && outOfOrder === 0 && foreign === 0 && errorsSeen === 0;
+}
+
+// ---------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------
+
+/** A figure for the human summary: `n/a` for what was not measured. */
+function fig(v: string | number | boolean | null | undefined, unit = ''): string {
+  return v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? 'n/a' : `${v}${unit}`;
+}
+
+function summary(): void {
+  const lines = ['', '== Parley load benchmark (127.0.0.1) =='];
+  lines.push(
+    `commit ${COMMIT ?? '?'}, node ${process.version}, ${CORES} cores (${os.cpus()[0]?.model ?? '?'}), ${pinned ? 'server pinned to core 0, generator to core 1' : 'unpinned'}`,
+  );
+  for (const r of results) {
+    const part = r.partial ? ' (PARTIAL: hard timeout)' : '';
+    const login = r.scenario === 'login';
+    if (r.error) {
+      lines.push(`${String(r.scenario).padEnd(8)} FAILED: ${r.error}`);
+      continue;
+    }
+    if (login) {
+      lines.push(
+        `login    ${r.logins} logins (${r.mechanism}, i=${r.iterations}, ${r.concurrency} in flight${r.errors ? `, ${r.errors} FAILED` : ''}): ` +
+          `${r.per_second} logins/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}`,
+      );
+    } else {
+      lines.push(
+        `messages ${r.delivered}/${r.sent} delivered (${r.pairs} pairs × 2 senders × ${r.messages_per_sender}, ` +
+          `${r.rate_per_sender ? `${r.rate_per_sender}/s per sender` : `window ${r.window}`}` +
+          `${r.lost ? `, ${r.lost} LOST` : ''}${r.out_of_order ? `, ${r.out_of_order} out of order` : ''}): ` +
+          `${r.per_second} msg/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}`,
+      );
+    }
+    const op = login ? 'login' : 'msg';
+    lines.push(
+      `         ${r.seconds} s; generator CPU ${fig(r.generator_cpu_ms)} ms (${fig(r.generator_cpu_pct, ' %')} of a core, ${fig(r.generator_us_per_op)} µs/${op}); ` +
+        `server CPU ${fig(r.server_cpu_ms)} ms (${fig(r.server_cpu_pct, ' %')}, ${fig(r.server_us_per_op)} µs/${op}); other CPU on the machine ${fig(r.other_cpu_ms)} ms`,
+    );
+  }
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+
+/** Reports the scenario in progress (with the server's CPU if it answers within 500 ms), then exits. */
+async function abort(code: number, why: string): Promise<never> {
+  info(why);
+  if (partial) {
+    const report = partial;
+    partial = null;
+    const server = await Promise.race([childStats(), new Promise<null>((r) => setTimeout(() => r(null), 500))]);
+    emit(report(server));
+  }
+  summary();
+  await stopChild(1000);
+  process.exit(code);
+}
+
+// Not unref'd: it also ends a run that hangs with nothing else pending.
+setTimeout(() => void abort(2, `hard timeout after ${TIMEOUT_S} s`), TIMEOUT_S * 1000);
+
+async function main(): Promise<number> {
+  const ready = await startChild();
+  info(
+    `server child: port ${ready.port}, ${ready.accounts} accounts, SCRAM i=${ready.iterations}, set up in ${round(ready.setupMs, 0)} ms${pinned ? ' (pinned)' : ''}`,
+  );
+  let ok = true;
+  if (LOGINS > 0) ok = (await loginScenario(ready.port, ready.domain, ready.iterations)) && ok;
+  if (PAIRS > 0) ok = (await messageScenario(ready.port, ready.domain)) && ok;
+  await stopChild();
+  summary();
+  if (opt['profile-server']) info(`server CPU profile written to ${join(BENCH_DIR, 'profiles')}/`);
+  return ok ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => abort(1, err instanceof Error ? (err.stack ?? err.message) : String(err)),
+);
