@@ -200,4 +200,88 @@ describe('RFC 6121 instant messaging and presence', () => {
       for (const c of [e1, e2, e3, f]) await c.stop();
     }
   });
+
+  test('pending requests are delivered again at next login; pre-approval; cancel and unsubscribe update both rosters', async () => {
+    await srv.createUser('gina', 'gina-pw');
+    await srv.createUser('hank', 'hank-pw');
+    const g = await xmppjs(srv.port, 'gina', 'gina-pw', 'a');
+    try {
+      await g.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+      await g.send(xml('presence'));
+      // hank is offline: the request waits (RFC 6121 §3.1.3).
+      await g.send(xml('presence', { to: 'hank@localhost', type: 'subscribe' }, xml('status', {}, 'it is gina')));
+      await g.next(isPush('hank@localhost', (i) => i.attrs.ask === 'subscribe'));
+      const h = await xmppjs(srv.port, 'hank', 'hank-pw', 'b');
+      try {
+        await h.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+        // Pre-approve gina's future subscription before answering (§3.4): no roster change yet for a request that exists,
+        // so first answer the pending one.
+        await h.send(xml('presence'));
+        const req = await h.next((s) => s.is('presence') && s.attrs.type === 'subscribe' && s.attrs.from === 'gina@localhost', 5000, 'redelivered request');
+        assert.equal(req.getChildText('status'), 'it is gina');
+        await h.send(xml('presence', { to: 'gina@localhost', type: 'subscribed' }));
+        await h.next(isPush('gina@localhost', (i) => i.attrs.subscription === 'from'));
+        await g.next(isPush('hank@localhost', (i) => i.attrs.subscription === 'to'));
+        // gina pre-approves hank (§3.4): item gets approved='true'; hank's request is then accepted without asking her.
+        await g.send(xml('presence', { to: 'hank@localhost', type: 'subscribed' }));
+        await g.next(isPush('hank@localhost', (i) => i.attrs.approved === 'true'));
+        await h.send(xml('presence', { to: 'gina@localhost', type: 'subscribe' }));
+        await h.next(isPush('gina@localhost', (i) => i.attrs.subscription === 'both'), 5000, 'pre-approved → both');
+        await g.next(isPush('hank@localhost', (i) => i.attrs.subscription === 'both'));
+        assert.equal(g.stanzas.filter((s) => s.is('presence') && s.attrs.type === 'subscribe').length, 0, 'no request shown for a pre-approved subscription');
+        // hank unsubscribes from gina (§3.3): hank both→from... (he loses 'to'), gina both→to (she loses 'from').
+        await h.send(xml('presence', { to: 'gina@localhost', type: 'unsubscribe' }));
+        await h.next(isPush('gina@localhost', (i) => i.attrs.subscription === 'from'));
+        await g.next(isPush('hank@localhost', (i) => i.attrs.subscription === 'to'));
+        // gina cancels hank's remaining subscription to her? She has 'to' (she sees hank). hank cancels it (§3.2): unsubscribed.
+        await h.send(xml('presence', { to: 'gina@localhost', type: 'unsubscribed' }));
+        await h.next(isPush('gina@localhost', (i) => i.attrs.subscription === 'none'));
+        await g.next(isPush('hank@localhost', (i) => i.attrs.subscription === 'none'));
+        await g.next((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from === 'hank@localhost/b', 5000, 'unavailable after cancel');
+      } finally {
+        await h.stop();
+      }
+    } finally {
+      await g.stop();
+    }
+  });
+
+  test('directed presence: the recipient gets unavailable when the sender disconnects (§4.6)', async () => {
+    await srv.createUser('ivan', 'ivan-pw');
+    await srv.createUser('jill', 'jill-pw');
+    const i = await xmppjs(srv.port, 'ivan', 'ivan-pw', 'x');
+    const j = await xmppjs(srv.port, 'jill', 'jill-pw', 'y');
+    try {
+      await i.send(xml('presence'));
+      await j.send(xml('presence'));
+      await i.send(xml('presence', { to: 'jill@localhost/y' }, xml('status', {}, 'hi there')));
+      const p = await j.next((s) => s.is('presence') && s.attrs.from === 'ivan@localhost/x' && !s.attrs.type);
+      assert.equal(p.getChildText('status'), 'hi there');
+      await i.stop();
+      await j.next((s) => s.is('presence') && s.attrs.from === 'ivan@localhost/x' && s.attrs.type === 'unavailable', 5000, 'unavailable to directed recipient');
+    } finally {
+      await j.stop();
+    }
+  });
+});
+
+test('the roster size limit (modules.roster.max_items) refuses one more contact with not-allowed', async () => {
+  const srv = await startTestServer({ modules: { roster: { max_items: 2 } } });
+  try {
+    await srv.createUser('kim', 'kim-pw');
+    const k = await xmppjs(srv.port, 'kim', 'kim-pw', 'r');
+    try {
+      const add = (jid: string) => k.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid }))));
+      await add('a@example.org');
+      await add('b@example.org');
+      await assert.rejects(add('c@example.org'), (e: Error & { condition?: string }) => e.condition === 'not-allowed');
+      // Changing an existing item is still fine.
+      await k.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: ROSTER }, xml('item', { jid: 'a@example.org', name: 'A' }))));
+      assert.deepEqual(Object.keys(await rosterOf(k)).sort(), ['a@example.org', 'b@example.org']);
+    } finally {
+      await k.stop();
+    }
+  } finally {
+    await srv.stop();
+  }
 });
