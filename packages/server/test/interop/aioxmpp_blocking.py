@@ -13,29 +13,19 @@ JSON line each:
 Pushes print {"event": "pushed", "kind": "block"|"unblock", "items": [...]}.
 """
 import asyncio
-import json
-import logging
-import os
 import sys
 
 import aioxmpp
-import aioxmpp.connector
 
-logging.basicConfig(level=logging.DEBUG if os.environ.get('AIOXMPP_DEBUG') else logging.CRITICAL)
+from interop_common import aioxmpp_client, out, setup_logging
 
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
+setup_logging('AIOXMPP_DEBUG')
 
 
 async def main():
     port, jid, password = sys.argv[1], sys.argv[2], sys.argv[3]
     actions = sys.argv[4:]
-    client = aioxmpp.Client(
-        aioxmpp.JID.fromstr(jid),
-        aioxmpp.make_security_layer(password, no_verify=True),
-        override_peer=[('127.0.0.1', int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+    client = aioxmpp_client(jid, password, port)
     blocking = client.summon(aioxmpp.BlockingClient)
     pushed = asyncio.Event()
     initial = asyncio.get_event_loop().create_future()

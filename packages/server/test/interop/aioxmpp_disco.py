@@ -13,8 +13,6 @@ until a line "quit" arrives on stdin (or 20 s pass), then disconnects ("disconne
 Every event is one JSON line on stdout.
 """
 import asyncio
-import json
-import logging
 import sys
 
 import aioxmpp
@@ -22,11 +20,9 @@ import aioxmpp.disco
 import aioxmpp.entitycaps
 from aioxmpp.entitycaps import caps115
 
-logging.basicConfig(level=logging.DEBUG if '--debug' in sys.argv else logging.CRITICAL)
+from interop_common import aioxmpp_client, out, setup_logging
 
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
+setup_logging()
 
 
 def forms_of(info):
@@ -64,11 +60,7 @@ async def wait_quit(seconds):
 async def main():
     port, jid, password = sys.argv[1:4]
     jid = aioxmpp.JID.fromstr(jid)
-    client = aioxmpp.Client(
-        jid,
-        aioxmpp.make_security_layer(password, no_verify=True),
-        override_peer=[('127.0.0.1', int(port), aioxmpp.connector.STARTTLSConnector())],
-    )
+    client = aioxmpp_client(jid, password, port)
     disco = client.summon(aioxmpp.DiscoClient)
     disco_server = client.summon(aioxmpp.DiscoServer)
     caps = client.summon(aioxmpp.EntityCapsService)

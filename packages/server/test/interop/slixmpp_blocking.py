@@ -13,23 +13,16 @@ message error. Commands arrive as chat messages from the account's own other res
   "send JID TEXT"        send a chat message to JID
   "quit"                 disconnect
 """
-import asyncio
-import json
-import logging
-import os
-import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-logging.basicConfig(level=logging.DEBUG if os.environ.get('SLIXMPP_DEBUG') else logging.CRITICAL)
+from interop_common import out, run_slixmpp, setup_logging, trust_self_signed
+
+setup_logging('SLIXMPP_DEBUG')
 
 NS_STANZAS = 'urn:ietf:params:xml:ns:xmpp-stanzas'
-
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
 
 
 def error_of(stanza):
@@ -50,9 +43,7 @@ def error_of(stanza):
 class Blocker(slixmpp.ClientXMPP):
     def __init__(self, jid, password):
         super().__init__(jid, password, sasl_mech='SCRAM-SHA-256')
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        trust_self_signed(self)
         self.roster.auto_authorize = False
         self.roster.auto_subscribe = False
         self.register_plugin('xep_0030')
@@ -117,14 +108,7 @@ class Blocker(slixmpp.ClientXMPP):
 
 def main():
     port, jid, password = sys.argv[1:4]
-    c = Blocker(jid, password)
-    c.connect(('127.0.0.1', int(port)))
-    try:
-        asyncio.get_event_loop().run_until_complete(asyncio.wait_for(c.disconnected, 60))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Blocker(jid, password), port, 60)
 
 
 main()

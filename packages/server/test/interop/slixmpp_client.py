@@ -8,18 +8,13 @@ Scenarios:
 Every result is one JSON line on stdout.
 """
 import asyncio
-import json
-import logging
-import ssl
 import sys
 
 import slixmpp
 
-logging.basicConfig(level=logging.DEBUG if '--debug' in sys.argv else logging.CRITICAL)
+from interop_common import out, report_auth_failure, run_slixmpp, setup_logging, trust_self_signed
 
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
+setup_logging()
 
 
 class Client(slixmpp.ClientXMPP):
@@ -28,25 +23,11 @@ class Client(slixmpp.ClientXMPP):
         self.scenario, self.args = scenario, args
         self.register_plugin('xep_0199')
         self.register_plugin('xep_0030')
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        trust_self_signed(self)
         self.received = 0
         self.add_event_handler('session_start', self.on_start)
-        self.add_event_handler('failed_all_auth', self.on_failed)
-        self.add_event_handler('failed_auth', self.on_failed_one)
+        report_auth_failure(self)
         self.add_event_handler('message', self.on_message)
-        self.auth_condition = None
-
-    def on_failed_one(self, stanza):
-        try:
-            self.auth_condition = stanza['condition']
-        except Exception:
-            self.auth_condition = 'unknown'
-
-    def on_failed(self, _event):
-        out(event='auth-failed', condition=self.auth_condition)
-        self.disconnect()
 
     async def on_start(self, _event):
         out(event='session', jid=str(self.boundjid), tls=self.is_ssl if hasattr(self, 'is_ssl') else None)
@@ -73,15 +54,7 @@ class Client(slixmpp.ClientXMPP):
 def main():
     port, jid, password, mechanism, scenario = sys.argv[1:6]
     args = [a for a in sys.argv[6:] if a != '--debug']
-    c = Client(jid, password, mechanism, scenario, args)
-    c.connect(('127.0.0.1', int(port)))
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Client(jid, password, mechanism, scenario, args), port, 30)
 
 
 main()

@@ -9,28 +9,19 @@ requests the way a typical client does. Commands arrive as chat messages:
   "roster"            print the roster
   "quit"              print the roster and disconnect
 """
-import asyncio
-import json
-import logging
-import ssl
 import sys
 
 import slixmpp
 
-import os
-logging.basicConfig(level=logging.DEBUG if os.environ.get('SLIXMPP_DEBUG') else logging.CRITICAL)
+from interop_common import out, run_slixmpp, setup_logging, trust_self_signed
 
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
+setup_logging('SLIXMPP_DEBUG')
 
 
 class Contact(slixmpp.ClientXMPP):
     def __init__(self, jid, password, auto):
         super().__init__(jid, password, sasl_mech='SCRAM-SHA-256')
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        trust_self_signed(self)
         self.roster.auto_authorize = auto
         self.roster.auto_subscribe = auto
         self.add_event_handler('session_start', self.on_start)
@@ -72,14 +63,7 @@ class Contact(slixmpp.ClientXMPP):
 
 def main():
     port, jid, password = sys.argv[1:4]
-    c = Contact(jid, password, '--no-auto' not in sys.argv)
-    c.connect(('127.0.0.1', int(port)))
-    try:
-        asyncio.get_event_loop().run_until_complete(asyncio.wait_for(c.disconnected, 60))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Contact(jid, password, '--no-auto' not in sys.argv), port, 60)
 
 
 main()

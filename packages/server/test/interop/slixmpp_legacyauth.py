@@ -18,9 +18,6 @@ fields the server asked for), "auth-error" (condition, code), "session" (the bou
 """
 import asyncio
 import hashlib
-import json
-import logging
-import ssl
 import sys
 
 import slixmpp
@@ -30,11 +27,9 @@ from slixmpp.plugins.xep_0078 import stanza as auth_stanza
 from slixmpp.stanza import Iq, StreamFeatures
 from slixmpp.xmlstream import register_stanza_plugin
 
-logging.basicConfig(level=logging.DEBUG if '--debug' in sys.argv else logging.CRITICAL)
+from interop_common import out, report_features, report_stream_errors, run_slixmpp, setup_logging, trust_self_signed
 
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
+setup_logging()
 
 
 class Client(slixmpp.ClientXMPP):
@@ -48,25 +43,15 @@ class Client(slixmpp.ClientXMPP):
         register_stanza_plugin(StreamFeatures, auth_stanza.AuthFeature)
         # Before SASL's <mechanisms/> (order 100), after STARTTLS (order 0) — the plugin's own order.
         self.register_feature('auth', self.legacy_auth, restart=False, order=15)
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        trust_self_signed(self)
         # slixmpp queues stanzas other than bind/session until the session starts; the iq:auth
         # exchange happens before (its test suite's switch; nothing else is changed).
         self._always_send_everything = True
-        self.add_filter('in', self.on_in)
+        report_features(self)
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('message', self.on_message)
-        self.add_event_handler('stream_error', self.on_stream_error)
+        report_stream_errors(self)
         self.got_message = asyncio.Event()
-
-    def on_in(self, st):
-        if st.name == 'features':
-            out(event='features', features=sorted(st['features'].keys()))
-        return st
-
-    def on_stream_error(self, error):
-        out(event='stream-error', condition=error['condition'], text=error['text'])
 
     def on_message(self, msg):
         if msg['body'] == 'note to self':
@@ -143,15 +128,7 @@ class Client(slixmpp.ClientXMPP):
 
 def main():
     port, jid, password = sys.argv[1:4]
-    c = Client(jid, password, '--digest' in sys.argv)
-    c.connect(('127.0.0.1', int(port)))
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Client(jid, password, '--digest' in sys.argv), port, 30)
 
 
 main()

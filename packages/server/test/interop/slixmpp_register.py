@@ -17,22 +17,18 @@ Scenarios:
 Every stream's features are printed ("features"). Every result is one JSON line on stdout.
 """
 import asyncio
-import json
-import logging
-import ssl
 import sys
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-logging.basicConfig(level=logging.DEBUG if '--debug' in sys.argv else logging.CRITICAL)
+from interop_common import (out, report_auth_failure, report_features, report_stream_errors, run_slixmpp,
+                            setup_logging, trust_self_signed)
+
+setup_logging()
 
 NS_REGISTER = 'jabber:iq:register'
 NS_XDATA = 'jabber:x:data'
-
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
 
 
 def error_of(e):
@@ -49,15 +45,11 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0004')
         self.register_plugin('xep_0066')
         self.register_plugin('xep_0077')
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
-        self.auth_condition = None
-        self.add_filter('in', self.on_in)
+        trust_self_signed(self)
+        report_features(self)
         self.add_event_handler('session_start', self.on_start)
-        self.add_event_handler('failed_all_auth', self.on_failed)
-        self.add_event_handler('failed_auth', self.on_failed_one)
-        self.add_event_handler('stream_error', self.on_stream_error)
+        report_auth_failure(self)
+        report_stream_errors(self)
         if scenario == 'register':
             # The plugin registers on the <register/> stream feature only when this event is handled.
             self.add_event_handler('register', self.on_register)
@@ -65,24 +57,6 @@ class Client(slixmpp.ClientXMPP):
             # xep_0077 iqs included ("NOT SENT"), so pre-authentication registration would wait
             # forever; this switch (its test suite's) lets them through. Nothing else is changed.
             self._always_send_everything = True
-
-    def on_in(self, stanza):
-        if stanza.name == 'features':
-            out(event='features', features=sorted(stanza['features'].keys()))
-        return stanza
-
-    def on_stream_error(self, error):
-        out(event='stream-error', condition=error['condition'], text=error['text'])
-
-    def on_failed_one(self, stanza):
-        try:
-            self.auth_condition = stanza['condition']
-        except Exception:
-            self.auth_condition = 'unknown'
-
-    def on_failed(self, _event):
-        out(event='auth-failed', condition=self.auth_condition)
-        self.disconnect()
 
     async def on_register(self, iq):
         try:
@@ -161,15 +135,7 @@ class Client(slixmpp.ClientXMPP):
 def main():
     port, scenario, jid, password = sys.argv[1:5]
     args = [a for a in sys.argv[5:] if a != '--debug']
-    c = Client(jid, password, scenario, args)
-    c.connect(('127.0.0.1', int(port)))
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Client(jid, password, scenario, args), port, 30)
 
 
 main()

@@ -16,25 +16,20 @@ step, then disconnects. Steps (a JSON list of objects):
   {"op": "disco-info"}                     the server's disco#info features
 Each step prints {"event": OP, "ok": true, ...} or {"event": OP, "ok": false, "condition": ..., "text": ...}.
 """
-import asyncio
 import base64
 import hashlib
 import json
-import logging
-import ssl
 import sys
 from xml.etree import ElementTree as ET
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-logging.basicConfig(level=logging.DEBUG if '--debug' in sys.argv else logging.CRITICAL)
+from interop_common import out, run_slixmpp, setup_logging, trust_self_signed
+
+setup_logging()
 
 VCARD = 'vcard-temp'
-
-
-def out(**kw):
-    print(json.dumps(kw), flush=True)
 
 
 def vcard_summary(el):
@@ -62,9 +57,7 @@ class Client(slixmpp.ClientXMPP):
         self.register_plugin('xep_0030')
         self.register_plugin('xep_0054')
         self.register_plugin('xep_0049')
-        self.enable_plaintext = False
-        self.ssl_context.check_hostname = False
-        self.ssl_context.verify_mode = ssl.CERT_NONE
+        trust_self_signed(self)
         self.add_event_handler('session_start', self.on_start)
         self.add_event_handler('failed_all_auth', lambda _e: (out(event='auth-failed'), self.disconnect()))
 
@@ -134,15 +127,7 @@ class Client(slixmpp.ClientXMPP):
 
 def main():
     port, jid, password, steps = sys.argv[1:5]
-    c = Client(jid, password, json.loads(steps))
-    c.connect(('127.0.0.1', int(port)))
-    loop = asyncio.get_event_loop()
-    try:
-        loop.run_until_complete(asyncio.wait_for(c.disconnected, 30))
-    except asyncio.TimeoutError:
-        out(event='timeout')
-        sys.exit(3)
-    out(event='disconnected')
+    run_slixmpp(Client(jid, password, json.loads(steps)), port, 30)
 
 
 main()
