@@ -285,3 +285,36 @@ test('the roster size limit (modules.roster.max_items) refuses one more contact 
     await srv.stop();
   }
 });
+
+test('removing an account (XEP-0077) cancels its subscriptions: contacts get roster pushes to none', async () => {
+  const srv = await startTestServer();
+  try {
+    await srv.createUser('lena', 'lena-pw');
+    await srv.createUser('mike', 'mike-pw');
+    const l = await xmppjs(srv.port, 'lena', 'lena-pw', 'r');
+    const m = await xmppjs(srv.port, 'mike', 'mike-pw', 'r');
+    try {
+      for (const c of [l, m]) {
+        await c.iq(xml('iq', { type: 'get' }, xml('query', { xmlns: ROSTER })));
+        await c.send(xml('presence'));
+      }
+      await l.send(xml('presence', { to: 'mike@localhost', type: 'subscribe' }));
+      await m.next((s) => s.is('presence') && s.attrs.type === 'subscribe');
+      await m.send(xml('presence', { to: 'lena@localhost', type: 'subscribed' }));
+      await m.send(xml('presence', { to: 'lena@localhost', type: 'subscribe' }));
+      await l.next((s) => s.is('presence') && s.attrs.type === 'subscribe');
+      await l.send(xml('presence', { to: 'mike@localhost', type: 'subscribed' }));
+      await m.next(isPush('lena@localhost', (i) => i.attrs.subscription === 'both'));
+      await l.iq(xml('iq', { type: 'set' }, xml('query', { xmlns: 'jabber:iq:register' }, xml('remove'))));
+      await m.next(isPush('lena@localhost', (i) => i.attrs.subscription === 'none'), 5000, 'push to none');
+      // Mike no longer sees lena (RFC 6121 §3.2.3): unavailable from her bare JID, covering every resource.
+      await m.next((s) => s.is('presence') && s.attrs.type === 'unavailable' && s.attrs.from?.startsWith('lena@localhost') === true, 5000, 'unavailable');
+      assert.equal(await srv.server.accounts.exists('lena'), false);
+    } finally {
+      await l.stop();
+      await m.stop();
+    }
+  } finally {
+    await srv.stop();
+  }
+});

@@ -1,6 +1,7 @@
 import { NS, StanzaError, parseXml, xml, type XmlElement } from '@parley/xmpp';
 import { HANDLED } from '../../core/hooks.ts';
 import { defineModule } from '../../core/module.ts';
+import { KeyedLock } from '../../core/keyed-lock.ts';
 import type { StanzaEvent } from '../../core/router.ts';
 import type { Session } from '../../core/session.ts';
 import { OfflineStore } from '../../storage/index.ts';
@@ -34,16 +35,7 @@ export const offlineModule = defineModule({
     const store = new OfflineStore(ctx.storage);
     const quota = ctx.config.modules.offline.max_messages;
     ctx.onUnload(ctx.disco.host.addFeature('msgoffline'));
-    const locks = new Map<string, Promise<void>>();
-    const serialized = (user: string, fn: () => Promise<void>): Promise<void> => {
-      const prev = locks.get(user) ?? Promise.resolve();
-      const next = prev.then(fn, fn);
-      locks.set(user, next);
-      void next.finally(() => {
-        if (locks.get(user) === next) locks.delete(user);
-      });
-      return next;
-    };
+    const locks = new KeyedLock();
 
     // Before the router's own rule (priority −1000), after any module that delivers (≥ 0).
     // Synchronous unless the message has to be stored: bare-JID delivery stays on the fast path.
@@ -73,7 +65,7 @@ export const offlineModule = defineModule({
     );
 
     ctx.on(PRESENCE_EVENTS.available, ({ session }: { session: Session }) =>
-      serialized(session.jid.local, async () => {
+      locks.run(session.jid.local, async () => {
         const user = session.jid.local;
         const rows = await store.list(ctx.host, user);
         if (rows.length === 0) return;

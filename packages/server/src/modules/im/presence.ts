@@ -5,6 +5,7 @@ import type { StanzaEvent } from '../../core/router.ts';
 import type { Session } from '../../core/session.ts';
 import type { RosterItem } from '../../storage/index.ts';
 import type { RosterService } from './roster-service.ts';
+import { KeyedLock } from '../../core/keyed-lock.ts';
 
 /** kv_store store of inbound subscription requests awaiting the user's answer (RFC 6121 §3.1.3). */
 const PENDING_IN = 'subscribe-in';
@@ -31,6 +32,9 @@ export const PRESENCE_EVENTS = {
  * logout or connection loss. A stanza's extension children travel unchanged.
  */
 export class PresenceService {
+  /** Subscription changes of one account are applied one at a time (they read, then write its roster). */
+  private locks = new KeyedLock();
+
   constructor(
     private ctx: ModuleContext,
     private roster: RosterService,
@@ -77,6 +81,10 @@ export class PresenceService {
       return false;
     }
     if (!SUBSCRIPTION_TYPES.has(type)) return false;
+    return this.locks.run(session.jid.local, () => this.outboundSubscription(stanza, session, type, contact));
+  }
+
+  private async outboundSubscription(stanza: XmlElement, session: Session, type: string, contact: JID): Promise<boolean> {
     const user = session.jid.local;
     const bare = contact.bare().toString();
     // Subscription stanzas are addressed to the bare JID and stamped with the user's bare JID (§3.1.2).
@@ -226,6 +234,11 @@ export class PresenceService {
     const type = stanza.attrs.type;
     if (type === 'probe') return this.probe(ev);
     if (type === undefined || !SUBSCRIPTION_TYPES.has(type)) return false;
+    return this.locks.run(ev.to.local, () => this.inboundSubscription(ev, type));
+  }
+
+  private async inboundSubscription(ev: StanzaEvent, type: string): Promise<boolean> {
+    const { stanza } = ev;
     const user = ev.to.local;
     if (!(await this.ctx.accounts.exists(user))) return true; // §3.1.3: no such user — silently ignore.
     const contact = ev.from.bare().toString();
@@ -353,9 +366,12 @@ export function installPresence(ctx: ModuleContext, presence: PresenceService, r
       return presence.inbound({ ...ev, to: ev.to.bare(), kind: 'bare' }).then((handled) => handled || undefined);
     }
   });
+  // XEP-0077 §3.2: an account being removed cancels its subscriptions both ways, so contacts' rosters follow.
+  ctx.on('user/deleting', async (ev: { username: string }) => {
+    for (const item of await roster.items(ev.username)) await presence.cancelOnRemove(ev.username, item);
+  });
   // Connection loss or logout without unavailable presence (§4.5.2).
   ctx.on('session/ended', (ev: { session: Session }) => {
     presence.broadcastUnavailable(null, ev.session);
   });
-  void roster;
 }
