@@ -37,7 +37,7 @@
  * PBKDF2 runs once per account (in an untimed warm-up) and never during the measurement.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import tls from 'node:tls';
@@ -233,6 +233,8 @@ function cpuFigures(s0: CpuSnapshot, seconds: number, ops: number, serverNow: Se
 // ---------------------------------------------------------------------------
 
 let child: ChildProcess | null = null;
+/** The child's temporary data directory. */
+let childDataDir: string | null = null;
 /** Set once we stop the child ourselves (its exit is then expected). */
 let stopping = false;
 let pinned = false;
@@ -273,13 +275,18 @@ async function startChild(): Promise<Extract<ChildMessage, { type: 'ready' }>> {
   c.on('error', (err) => info(`server child: ${err.message}`));
   return new Promise((resolve, reject) => {
     c.on('message', (m: ChildMessage) => {
-      if (m.type === 'ready') resolve(m);
+      if (m.type === 'ready') {
+        childDataDir = m.dataDir;
+        resolve(m);
+      }
       else if (m.type === 'error') reject(new Error(`server child: ${m.message}`));
       else if (m.type === 'cpu') cpuWaiters.shift()?.(m);
       else if (m.type === 'mem') memWaiters.shift()?.(m);
     });
     c.once('exit', (code, signal) => {
       child = null;
+      // The child removes its data directory when it stops; not when it was killed.
+      if (childDataDir) rmSync(childDataDir, { recursive: true, force: true });
       for (const w of memWaiters.splice(0)) w(null);
       for (const w of cpuWaiters.splice(0)) {
         w({ type: 'cpu', user: Number.NaN, system: Number.NaN, elu: { idle: Number.NaN, active: Number.NaN }, sessions: -1, streams: -1 });

@@ -8,7 +8,7 @@
  * logging silent), creates the accounts `bench0 … bench<n-1>` with one password
  * directly through `server.accounts.create`, then reports to the parent:
  *
- *   child → parent  { type: 'ready', port, domain, accounts, iterations, setupMs }
+ *   child → parent  { type: 'ready', port, domain, accounts, iterations, setupMs, dataDir }
  *   parent → child  { type: 'cpu' }  child → parent { type: 'cpu', user, system, elu, sessions, streams }
  *                   (process.cpuUsage µs, performance.eventLoopUtilization ms, open sessions/streams)
  *   parent → child  { type: 'mem' }  child → parent { type: 'mem', rss, heapUsed, external } (bytes, after gc())
@@ -25,7 +25,7 @@ import { Server, parseConfig } from '@parley/server';
 
 /** Messages the child sends to the parent over IPC. */
 export type ChildMessage =
-  | { type: 'ready'; port: number; domain: string; accounts: number; iterations: number; setupMs: number }
+  | { type: 'ready'; port: number; domain: string; accounts: number; iterations: number; setupMs: number; dataDir: string }
   | { type: 'cpu'; user: number; system: number; elu: { idle: number; active: number }; sessions: number; streams: number }
   | { type: 'mem'; rss: number; heapUsed: number; external: number }
   | { type: 'error'; message: string };
@@ -113,6 +113,7 @@ async function main(): Promise<void> {
     accounts,
     iterations: config.auth.scram_iterations,
     setupMs: performance.now() - t0,
+    dataDir,
   };
   process.send(ready);
 }
