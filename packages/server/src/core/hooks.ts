@@ -27,17 +27,17 @@ export class Hooks {
 
   /** Registers a handler; returns a function that removes it. */
   on<P>(event: string, handler: HookHandler<P>, priority = 0): () => void {
-    const list = (this.handlers.get(event) ?? []) as Entry<P>[];
+    // Lists are copied on write, never mutated: fire() iterates them without a copy per stanza.
     const entry: Entry<P> = { handler, priority, seq: this.seq++ };
-    list.push(entry);
+    const list = [...((this.handlers.get(event) ?? []) as Entry<P>[]), entry];
     list.sort((a, b) => b.priority - a.priority || a.seq - b.seq);
     this.handlers.set(event, list as Entry<never>[]);
     return () => {
       const cur = this.handlers.get(event) as Entry<P>[] | undefined;
-      if (!cur) return;
-      const i = cur.indexOf(entry);
-      if (i >= 0) cur.splice(i, 1);
-      if (cur.length === 0) this.handlers.delete(event);
+      if (!cur || !cur.includes(entry)) return;
+      const next = cur.filter((e) => e !== entry);
+      if (next.length === 0) this.handlers.delete(event);
+      else this.handlers.set(event, next as Entry<never>[]);
     };
   }
 
@@ -54,13 +54,12 @@ export class Hooks {
   fire<P>(event: string, payload: P): boolean | Promise<boolean> {
     const list = this.handlers.get(event) as Entry<P>[] | undefined;
     if (!list) return false;
-    // A copy, so a handler may unregister itself while running.
-    const snapshot = list.length === 1 ? list : list.slice();
-    for (let i = 0; i < snapshot.length; i++) {
-      const r = snapshot[i]!.handler(payload);
+    // `list` is never mutated (copy on write), so handlers may (un)register while it runs.
+    for (let i = 0; i < list.length; i++) {
+      const r = list[i]!.handler(payload);
       if (r === true) return true;
       if (r !== undefined && r !== false && typeof (r as Promise<unknown>).then === 'function') {
-        return this.continueAsync(snapshot, i, r as Promise<boolean | void>, payload);
+        return this.continueAsync(list, i, r as Promise<boolean | void>, payload);
       }
     }
     return false;
@@ -78,6 +77,6 @@ export class Hooks {
   async emit<P>(event: string, payload: P): Promise<void> {
     const list = this.handlers.get(event) as Entry<P>[] | undefined;
     if (!list) return;
-    for (const e of list.slice()) await e.handler(payload);
+    for (const e of list) await e.handler(payload);
   }
 }
