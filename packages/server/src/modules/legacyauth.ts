@@ -1,4 +1,4 @@
-import { JID, StanzaError, StreamError, errorReply, xml, type StanzaErrorCondition, type XmlElement } from '@parley/xmpp';
+import { StanzaError, StreamError, errorReply, xml, type StanzaErrorCondition, type XmlElement } from '@parley/xmpp';
 import { HANDLED } from '../core/hooks.ts';
 import { defineModule } from '../core/module.ts';
 import type { PreAuthEvent } from '../streams/c2s.ts';
@@ -67,16 +67,9 @@ export const legacyAuthModule = defineModule({
     async function handle(ev: PreAuthEvent): Promise<void> {
       const { stanza, stream } = ev;
       const type = stanza.attrs.type;
-      if (type !== 'get' && type !== 'set') return; // results and errors are never answered (RFC 6120 §8.2.3)
+      if (type !== 'get' && type !== 'set') return; // c2s has validated the request; this narrows the type
       const reply = (payload: XmlElement | null) => xml('iq', { type: 'result', id: stanza.attrs.id, from: stanza.attrs.to }, payload);
       try {
-        if (stanza.attrs.id === undefined || stanza.getChildren().length !== 1) {
-          throw new StanzaError('bad-request', 'an iq get/set has an id and exactly one payload (RFC 6120 §8.2.3)');
-        }
-        const to = stanza.attrs.to === undefined ? null : JID.tryParse(stanza.attrs.to);
-        if (to !== null && !(to?.domain === ctx.host && to.local === '' && to.resource === '')) {
-          throw new StanzaError('service-unavailable', 'before authentication only the server answers');
-        }
         if (!enabled) throw new StanzaError('service-unavailable', 'non-SASL authentication is not offered; use SASL (RFC 6120 §6)');
         // §3 / §7: "If a client attempts to authenticate using the 'jabber:iq:auth' namespace after an attempt at SASL
         // authentication fails, the server MUST refuse the 'jabber:iq:auth' attempt by returning a <policy-violation/> stream error".

@@ -307,15 +307,8 @@ export const registerModule = defineModule({
     async function preAuth(ev: PreAuthEvent): Promise<void> {
       const { stanza, stream } = ev;
       const type = stanza.attrs.type;
-      if (type !== 'get' && type !== 'set') return; // results and errors are never answered (RFC 6120 §8.2.3, §8.3.1)
+      if (type !== 'get' && type !== 'set') return; // c2s has validated the request; this narrows the type
       try {
-        if (stanza.attrs.id === undefined || stanza.getChildren().length !== 1) {
-          throw new StanzaError('bad-request', 'an iq get/set has an id and exactly one payload (RFC 6120 §8.2.3)');
-        }
-        const to = stanza.attrs.to === undefined ? null : JID.tryParse(stanza.attrs.to);
-        if (to !== null && !(to?.domain === ctx.host && to.local === '' && to.resource === '')) {
-          throw new StanzaError('service-unavailable', 'before authentication only the server answers');
-        }
         const query = stanza.getChild('query', NS_REGISTER);
         if (!query) throw new StanzaError('bad-request', "the payload is <query xmlns='jabber:iq:register'/>");
         // §3.1: "If the host does not support In-Band Registration, it MUST return a <service-unavailable/> error."

@@ -83,8 +83,10 @@ export interface PreAuthStream {
 }
 
 /**
- * Payload of `preauth/iq/<ns>` hooks: an iq received before authentication
+ * Payload of `preauth/iq/<ns>` hooks: an iq get/set received before authentication
  * (RFC 6120 §6 still applies: only TLS-protected streams when encryption is required).
+ * c2s has already checked it: it has an id, exactly one payload (in `<ns>`), and is
+ * addressed to the server or has no 'to'.
  */
 export interface PreAuthEvent {
   stanza: XmlElement;
@@ -302,6 +304,17 @@ export class C2SStream implements Session {
       const payload = el.firstElement();
       const event = payload ? `preauth/iq/${payload.ns}` : '';
       if (payload && this.ctx.hooks.has(event)) {
+        // One validation for every pre-auth handler (RFC 6120 §8.2.3): responses are never answered,
+        // a request has an id and exactly one payload, and only the server itself answers before authentication.
+        const type = el.attrs.type;
+        if (type !== 'get' && type !== 'set') return;
+        if (el.attrs.id === undefined || el.getChildren().length !== 1) {
+          return this.replyError(el, new StanzaError('bad-request', 'an iq get/set has an id and exactly one payload (RFC 6120 §8.2.3)'));
+        }
+        const to = el.attrs.to === undefined ? null : JID.tryParse(el.attrs.to);
+        if (to !== null && !(to?.domain === this.ctx.domain && to.local === '' && to.resource === '')) {
+          return this.replyError(el, new StanzaError('service-unavailable', 'before authentication only the server answers'));
+        }
         const ev: PreAuthEvent = { stanza: el, stream: this.preAuthView() };
         const r = this.ctx.hooks.fire(event, ev);
         if (r !== true && r !== false) r.catch((err) => this.log.error({ err }, 'c2s: pre-auth handler failed'));
