@@ -1,4 +1,17 @@
+import type { Kysely } from 'kysely';
 import type { Database } from './database.ts';
+import type { Schema } from './schema.ts';
+
+/** The version the next change of an account's roster gets: the highest version so far (tombstones included) + 1. */
+async function nextVersion(db: Kysely<Schema>, host: string, username: string): Promise<number> {
+  const r = await db
+    .selectFrom('roster_items')
+    .select((eb) => eb.fn.max<number | null>('version').as('v'))
+    .where('host', '=', host)
+    .where('username', '=', username)
+    .executeTakeFirst();
+  return Number(r?.v ?? 0) + 1;
+}
 
 /** A subscription state (RFC 6121 §2.1.2.5). */
 export type Subscription = 'none' | 'to' | 'from' | 'both';
@@ -69,10 +82,7 @@ export class RosterStore {
 
   /** The current roster version (0 for a roster never changed). */
   async version(host: string, username: string): Promise<number> {
-    const r = await this.base(host, username)
-      .select((eb) => eb.fn.max<number | null>('version').as('v'))
-      .executeTakeFirst();
-    return Number(r?.v ?? 0);
+    return (await nextVersion(this.db.db, host, username)) - 1;
   }
 
   /** Items changed (or removed) after `since`, in version order (XEP-0237 §2.4). */
@@ -84,13 +94,7 @@ export class RosterStore {
   /** Writes an item; returns the new roster version. */
   async put(host: string, username: string, item: RosterItem): Promise<number> {
     return this.db.db.transaction().execute(async (trx) => {
-      const cur = await trx
-        .selectFrom('roster_items')
-        .select((eb) => eb.fn.max<number | null>('version').as('v'))
-        .where('host', '=', host)
-        .where('username', '=', username)
-        .executeTakeFirst();
-      const version = Number(cur?.v ?? 0) + 1;
+      const version = await nextVersion(trx, host, username);
       const row = {
         name: item.name,
         subscription: item.subscription,
@@ -113,13 +117,7 @@ export class RosterStore {
     const existing = await this.get(host, username, jid);
     if (!existing) return null;
     return this.db.db.transaction().execute(async (trx) => {
-      const cur = await trx
-        .selectFrom('roster_items')
-        .select((eb) => eb.fn.max<number | null>('version').as('v'))
-        .where('host', '=', host)
-        .where('username', '=', username)
-        .executeTakeFirst();
-      const version = Number(cur?.v ?? 0) + 1;
+      const version = await nextVersion(trx, host, username);
       await trx
         .updateTable('roster_items')
         .set({ subscription: 'remove', ask: null, approved: 0, name: null, groups: '[]', version })
