@@ -19,6 +19,9 @@ import {
   AccountStore,
   AccountExistsError,
   AccountNotFoundError,
+  KvStore,
+  OfflineStore,
+  RosterStore,
   type Database,
   type StorageConfig,
   type ScramCredentialsRow,
@@ -373,6 +376,47 @@ function storageSuite(backend: Backend): void {
       await store.create(HOST, 'doomed', [creds('SHA-256', 'again')]);
       assert.equal(await store.getCredentials(HOST, 'doomed', 'SHA-1'), null);
       assert.equal(await store.remove(HOST, 'doomed'), true);
+    });
+
+    test('roster: versions grow with each change; removals leave tombstones for changesSince (XEP-0237)', async () => {
+      await store.create(HOST, 'rosie', [creds('SHA-256')]);
+      const roster = new RosterStore(database);
+      assert.equal(await roster.version(HOST, 'rosie'), 0);
+      const item = (jid: string, groups: string[] = []) => ({ jid, name: null, subscription: 'none' as const, ask: false, approved: false, groups });
+      assert.equal(await roster.put(HOST, 'rosie', item('a@example.org', ['Friends', 'Ünïcode'])), 1);
+      assert.equal(await roster.put(HOST, 'rosie', { ...item('b@example.org'), subscription: 'both', ask: true }), 2);
+      assert.equal(await roster.remove(HOST, 'rosie', 'a@example.org'), 3);
+      assert.equal(await roster.remove(HOST, 'rosie', 'a@example.org'), null, 'removing twice');
+      assert.equal(await roster.version(HOST, 'rosie'), 3);
+      assert.deepEqual((await roster.items(HOST, 'rosie')).map((i) => [i.jid, i.subscription, i.ask]), [['b@example.org', 'both', true]]);
+      assert.equal(await roster.count(HOST, 'rosie'), 1);
+      const changes = await roster.changesSince(HOST, 'rosie', 1);
+      assert.deepEqual(changes.map((c) => [c.item.jid, c.removed, c.version]), [['b@example.org', false, 2], ['a@example.org', true, 3]]);
+      // Re-adding a removed contact turns its tombstone back into an item.
+      assert.equal(await roster.put(HOST, 'rosie', item('a@example.org')), 4);
+      assert.equal(await roster.count(HOST, 'rosie'), 2);
+      assert.deepEqual((await roster.get(HOST, 'rosie', 'a@example.org'))?.groups, []);
+    });
+
+    test('offline messages come back in arrival order; kv values are replaced; both go with the account', async () => {
+      await store.create(HOST, 'otto', [creds('SHA-256')]);
+      const offline = new OfflineStore(database);
+      const kv = new KvStore(database);
+      const ids = [];
+      for (const n of [1, 2, 3]) ids.push(await offline.add(HOST, 'otto', `<message><body>${n}</body></message>`, 1_700_000_000_000));
+      assert.deepEqual((await offline.list(HOST, 'otto')).map((m) => m.stanza), [1, 2, 3].map((n) => `<message><body>${n}</body></message>`));
+      assert.equal(await offline.count(HOST, 'otto'), 3);
+      assert.equal(await offline.delete(HOST, 'otto', ids.slice(0, 2)), 2);
+      assert.equal(await offline.count(HOST, 'otto'), 1);
+      await kv.set(HOST, 'otto', 'vcard', '', '<vCard/>');
+      await kv.set(HOST, 'otto', 'vcard', '', '<vCard><FN>Otto</FN></vCard>');
+      assert.equal(await kv.get(HOST, 'otto', 'vcard', ''), '<vCard><FN>Otto</FN></vCard>');
+      assert.deepEqual([...(await kv.all(HOST, 'otto', 'vcard')).keys()], ['']);
+      await new RosterStore(database).put(HOST, 'otto', { jid: 'x@example.org', name: 'X', subscription: 'to', ask: false, approved: false, groups: [] });
+      assert.equal(await store.remove(HOST, 'otto'), true);
+      assert.equal(await offline.count(HOST, 'otto'), 0);
+      assert.equal(await kv.get(HOST, 'otto', 'vcard', ''), null);
+      assert.equal(await new RosterStore(database).count(HOST, 'otto'), 0);
     });
   });
 }
