@@ -4,14 +4,12 @@
 // (XEP-0078). Independent clients: xmpp.js, aioxmpp, slixmpp; RawClient for the exact bytes.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { createHash } from 'node:crypto';
 import { JID, NS, buildPlain, capsVerification, parseXml, xml, type XmlElement } from '@parley/xmpp';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { RawClient } from './helpers/raw-client.ts';
 import { xmppjs, xml as xjsXml } from './helpers/xmppjs.ts';
-import { PYTHON } from './helpers/slixmpp.ts';
+import { runDriver } from './helpers/slixmpp.ts';
 import { parseConfig, ConfigError } from '../src/config/index.ts';
 import { CAPS_NODE, serverInfoForms } from '../src/modules/disco.ts';
 import { CAPS_EVENTS, CapsCache, capsCacheOf, type CapsChangedEvent } from '../src/modules/caps.ts';
@@ -74,48 +72,6 @@ async function eventually<T>(fn: () => T | undefined, ms = 5000, what = 'conditi
 // ---------------------------------------------------------------------------------------
 // Python interop drivers
 // ---------------------------------------------------------------------------------------
-
-type PyEvent = { event: string; [k: string]: unknown };
-
-/** Runs a driver script; `events` fills as it prints JSON lines; `send` writes to its stdin. */
-function runPython(script: string, args: string[]) {
-  const child = spawn(PYTHON, [fileURLToPath(new URL(`./interop/${script}`, import.meta.url)), ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const events: PyEvent[] = [];
-  let buf = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i).trim();
-      buf = buf.slice(i + 1);
-      if (line.startsWith('{')) events.push(JSON.parse(line) as PyEvent);
-    }
-  });
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<number | null>((resolve) => child.on('close', resolve));
-  return {
-    events,
-    done,
-    stderr: () => stderr,
-    send: (line: string) => child.stdin.write(line + '\n'),
-    kill: () => child.kill(),
-    async event(name: string, ms = 20000): Promise<PyEvent> {
-      let exited = false;
-      void done.then(() => (exited = true));
-      return eventually(
-        () => {
-          const e = events.find((ev) => ev.event === name);
-          if (e) return e;
-          if (exited) throw new Error(`${script}: exited without '${name}'; events ${JSON.stringify(events)}; stderr ${stderr.slice(-3000)}`);
-          return undefined;
-        },
-        ms,
-        `${script} event '${name}' (events ${JSON.stringify(events)}; stderr ${stderr.slice(-2000)})`,
-      );
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------
 // Configuration
@@ -273,18 +229,18 @@ describe('server information and the server’s entity capabilities', () => {
     client.close();
     const events: CapsChangedEvent[] = [];
     const off = srv.server.hooks.on(CAPS_EVENTS.changed, (ev: CapsChangedEvent) => void events.push(ev));
-    const py = runPython('aioxmpp_disco.py', [String(srv.port), 'carol@localhost/aio', 'carol-pw', `--caps-node=${CAPS_NODE}#${ver}`]);
+    const py = runDriver('aioxmpp_disco.py', [String(srv.port), 'carol@localhost/aio', 'carol-pw', `--caps-node=${CAPS_NODE}#${ver}`]);
     try {
-      const info = await py.event('info');
+      const info = await py.waitEvent('info');
       const forms = info.forms as Record<string, Record<string, string[]>>;
       assert.deepEqual(forms[SERVERINFO]?.['admin-addresses'], ['xmpp:admin@localhost', 'mailto:xmpp@localhost']);
       assert.deepEqual(forms[SERVERINFO]?.['status-addresses'], ['https://status.localhost/']);
       assert.deepEqual(forms['urn:example:parley-test']?.['ip_version'], ['ipv4', 'ipv6']);
       assert.deepEqual(info.identities, [{ category: 'server', type: 'im', name: 'Parley' }]);
-      const capsInfo = await py.event('caps-info');
+      const capsInfo = await py.waitEvent('caps-info');
       assert.deepEqual(capsInfo.features, info.features, 'the caps node answers like the server itself');
 
-      const presence = await py.event('presence');
+      const presence = await py.waitEvent('presence');
       const cache = capsCacheOf(srv.server.router);
       assert.ok(cache);
       const features = await eventually(() => cache.featuresOf('carol@localhost/aio'), 10000, 'aioxmpp caps verified');
@@ -294,7 +250,8 @@ describe('server information and the server’s entity capabilities', () => {
       assert.ok(cache.lookup('sha-1', presence.ver as string), 'the pair is cached globally (§5.4 rule 3.8)');
       assert.ok(events.some((e) => e.jid.toString() === 'carol@localhost/aio' && e.features.has(NS.CAPS)));
       py.send('quit');
-      assert.equal(await py.done, 0, py.stderr());
+      const end = await py.done;
+      assert.equal(end.code, 0, end.stderr);
       await eventually(() => (cache.featuresOf('carol@localhost/aio') === undefined ? true : undefined), 5000, 'forgotten at session end');
     } finally {
       off();
@@ -511,9 +468,10 @@ describe('legacy authentication (XEP-0078), enabled', () => {
   after(() => srv.stop());
 
   it('slixmpp (its xep_0078 stanzas) authenticates with jabber:iq:auth, the session works', async () => {
-    const py = runPython('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'gina-pw']);
+    const py = runDriver('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'gina-pw']);
     try {
-      assert.equal(await py.done, 0, py.stderr());
+      const end = await py.done;
+      assert.equal(end.code, 0, end.stderr);
       const ev = (n: string) => py.events.find((e) => e.event === n);
       assert.ok((py.events.filter((e) => e.event === 'features').at(-1)?.features as string[]).includes('auth'), JSON.stringify(py.events));
       assert.deepEqual(ev('fields')?.fields, ['password', 'resource', 'username'], 'no digest (SCRAM-only storage)');
@@ -526,10 +484,10 @@ describe('legacy authentication (XEP-0078), enabled', () => {
   });
 
   it('slixmpp with a digest is refused with not-acceptable (406); with a wrong password, not-authorized (401)', async () => {
-    const d = runPython('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'gina-pw', '--digest']);
+    const d = runDriver('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'gina-pw', '--digest']);
     await d.done;
     assert.deepEqual(d.events.find((e) => e.event === 'auth-error'), { event: 'auth-error', step: 'set', condition: 'not-acceptable', code: '406' });
-    const w = runPython('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'wrong']);
+    const w = runDriver('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/old', 'wrong']);
     await w.done;
     assert.deepEqual(w.events.find((e) => e.event === 'auth-error'), { event: 'auth-error', step: 'set', condition: 'not-authorized', code: '401' });
   });
@@ -624,10 +582,10 @@ describe('legacy authentication, disabled (the default)', () => {
   });
 
   it('slixmpp sees no feature and logs in with SASL as usual', async () => {
-    const py = runPython('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/new', 'gina-pw']);
+    const py = runDriver('slixmpp_legacyauth.py', [String(srv.port), 'gina@localhost/new', 'gina-pw']);
     await py.done;
     assert.equal(py.events.find((e) => e.event === 'fields'), undefined, 'no iq:auth exchange');
-    assert.equal(py.events.find((e) => e.event === 'session')?.jid, 'gina@localhost/new', JSON.stringify(py.events) + py.stderr());
+    assert.equal(py.events.find((e) => e.event === 'session')?.jid, 'gina@localhost/new', JSON.stringify(py.events));
   });
 
   it('with the module not loaded at all, a jabber:iq:auth request ends the stream (not-authorized)', async () => {

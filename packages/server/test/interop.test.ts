@@ -1,23 +1,12 @@
 // Interop: independent clients (slixmpp from Debian, @xmpp/client from npm) against the real server.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, xml } from '@xmpp/client';
+import { startXmppjs as xmppjs, xml, xmppjsClient, type Client } from './helpers/xmppjs.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { requireSlixmpp, runSlixmpp } from './helpers/slixmpp.ts';
 import { RawClient } from './helpers/raw-client.ts';
 
-// The server's certificate is self-signed; xmpp.js has no per-connection switch for that.
-process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
-process.removeAllListeners('warning');
 
-type XmppClient = ReturnType<typeof client>;
-
-async function xmppjs(port: number, username: string, password: string, resource: string): Promise<XmppClient> {
-  const x = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', resource, username, password });
-  x.on('error', () => {});
-  await x.start();
-  return x;
-}
 
 describe('independent clients', () => {
   let srv: TestServer;
@@ -63,8 +52,7 @@ describe('independent clients', () => {
   });
 
   test('@xmpp/client with a wrong password is refused with not-authorized', async () => {
-    const x = client({ service: `xmpp://127.0.0.1:${srv.port}`, domain: 'localhost', username: 'bob', password: 'nope' });
-    x.on('error', () => {});
+    const x = xmppjsClient(srv.port, 'bob', 'nope');
     await assert.rejects(x.start(), (err: Error & { condition?: string }) => err.condition === 'not-authorized');
     await x.stop().catch(() => {});
   });

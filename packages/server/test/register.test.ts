@@ -3,7 +3,7 @@
 // cannot say (malformed requests, wire order, exact error payloads).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client } from '@xmpp/client';
+import { xmppjsClient } from './helpers/xmppjs.ts';
 import { NS, stanzaErrorCondition, type XmlElement } from '@parley/xmpp';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { requireSlixmpp, runSlixmppRegister, type SliEvent } from './helpers/slixmpp.ts';
@@ -13,17 +13,13 @@ import { ADMIN_COMMANDS } from '../src/core/admin-commands.ts';
 import { createInvite, loadInviteKey } from '../src/core/invites.ts';
 import { resolveDataPath } from '../src/config/index.ts';
 
-// The server's certificate is self-signed; xmpp.js has no per-connection switch for that.
-process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
-process.removeAllListeners('warning');
 
 const NS_REGISTER = 'jabber:iq:register';
 const NS_FEATURE = 'http://jabber.org/features/iq-register';
 
 /** Logs in with @xmpp/client; returns 'ok' or the SASL/stream condition it failed with. */
 async function xmppjsLogin(port: number, username: string, password: string): Promise<string> {
-  const x = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', resource: 'xjs', username, password });
-  x.on('error', () => {});
+  const x = xmppjsClient(port, username, password, 'xjs');
   try {
     await x.start();
     await x.stop();
@@ -193,7 +189,7 @@ describe('XEP-0077 with the default policy on localhost (open)', () => {
     const kv = new KvStore(srv.server.storage);
     await kv.set('localhost', 'rem', 'private', 'x', '<x/>');
     // A second session of the account, with @xmpp/client.
-    const other = client({ service: `xmpp://127.0.0.1:${srv.port}`, domain: 'localhost', resource: 'other', username: 'rem', password: 'rem-pw' });
+    const other = xmppjsClient(srv.port, 'rem', 'rem-pw', 'other');
     const otherError = new Promise<string>((resolve) => other.on('error', (e) => resolve((e as { condition?: string }).condition ?? String(e))));
     await other.start();
     try {

@@ -3,56 +3,33 @@
 // @xmpp/client (npm). Data must survive a restart and go with the account.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { client, xml } from '@xmpp/client';
+import { startXmppjs, xml, type Client } from './helpers/xmppjs.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
-import { PYTHON, requireSlixmpp, type SliEvent } from './helpers/slixmpp.ts';
+import { requireSlixmpp, runDriver, type SliEvent } from './helpers/slixmpp.ts';
 import { KvStore } from '../src/storage/index.ts';
 
-// The server's certificate is self-signed; xmpp.js has no per-connection switch for that.
-process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
-process.removeAllListeners('warning');
 
-const SCRIPT = fileURLToPath(new URL('./interop/slixmpp_vcard.py', import.meta.url));
-
-type XmppClient = ReturnType<typeof client>;
 type Step = Record<string, unknown> & { op: string };
 
 /** Runs the slixmpp driver: logs in as `jid`, runs `steps`, resolves with one event per step (in order). */
-function slixmpp(port: number, jid: string, password: string, steps: Step[]): Promise<SliEvent[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, [SCRIPT, String(port), jid, password, JSON.stringify(steps)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => {
-      const events = stdout
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as SliEvent);
-      const results = events.filter((e) => e.event !== 'session' && e.event !== 'disconnected');
-      if (code !== 0 || results.length !== steps.length) {
-        reject(new Error(`slixmpp exited ${code}; events ${JSON.stringify(events).slice(0, 2000)}; stderr ${stderr.slice(-2000)}`));
-      } else resolve(results);
-    });
-  });
+async function slixmpp(port: number, jid: string, password: string, steps: Step[]): Promise<SliEvent[]> {
+  const { code, events, stderr } = await runDriver('slixmpp_vcard.py', [String(port), jid, password, JSON.stringify(steps)]).done;
+  const results = events.filter((e) => e.event !== 'session' && e.event !== 'disconnected');
+  if (code !== 0 || results.length !== steps.length) {
+    throw new Error(`slixmpp exited ${code}; events ${JSON.stringify(events).slice(0, 2000)}; stderr ${stderr.slice(-2000)}`);
+  }
+  return results;
 }
 
-async function xmppjs(port: number, username: string, password: string, resource: string): Promise<XmppClient> {
-  const x = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', resource, username, password });
-  x.on('error', () => {});
-  await x.start();
-  return x;
-}
 
 /** Runs `fn` with an @xmpp/client session, stopping it afterwards. */
-async function withXmppjs<T>(port: number, username: string, password: string, fn: (x: XmppClient) => Promise<T>): Promise<T> {
+const xmppjs = startXmppjs;
+
+async function withXmppjs<T>(port: number, username: string, password: string, fn: (x: Client) => Promise<T>): Promise<T> {
   const x = await xmppjs(port, username, password, 'xjs');
   try {
     return await fn(x);

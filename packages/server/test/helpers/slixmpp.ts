@@ -22,7 +22,14 @@ export interface SliRun {
   waitEvent(name: string, ms?: number): Promise<SliEvent>;
   /** Resolves with the exit code and every event. */
   done: Promise<{ code: number | null; events: SliEvent[]; stderr: string }>;
+  /** Writes a line to the driver's standard input. */
+  send(line: string): void;
   kill(): void;
+}
+
+/** Runs any driver script of `interop/` with its arguments. */
+export function runDriver(script: string, args: string[]): SliRun {
+  return runPython([fileURLToPath(new URL(`../interop/${script}`, import.meta.url)), ...args]);
 }
 
 /** Runs `slixmpp_client.py PORT JID PASSWORD MECHANISM SCENARIO ARGS…`. */
@@ -62,7 +69,7 @@ export function runAioxmppBlocking(port: number, jid: string, password: string, 
 }
 
 function runPython(argv: string[]): SliRun {
-  const child = spawn(PYTHON, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(PYTHON, argv, { stdio: ['pipe', 'pipe', 'pipe'] });
   const events: SliEvent[] = [];
   let buf = '';
   let stderr = '';
@@ -89,6 +96,7 @@ function runPython(argv: string[]): SliRun {
   return {
     events,
     done,
+    send: (line) => void child.stdin.write(line + '\n'),
     kill: () => child.kill(),
     async waitEvent(name, ms = 20000) {
       const deadline = Date.now() + ms;

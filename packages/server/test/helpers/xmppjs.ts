@@ -16,10 +16,23 @@ export interface Xjs {
   stop(): Promise<void>;
 }
 
-/** Logs in with xmpp.js over STARTTLS (SASL as negotiated) and binds `resource`. */
-export async function xmppjs(port: number, username: string, password: string, resource: string): Promise<Xjs> {
+/** An xmpp.js client for the test server at 127.0.0.1:`port` (domain localhost), not started. */
+export function xmppjsClient(port: number, username: string, password: string, resource?: string): Client {
   const x = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', resource, username, password });
   x.on('error', () => {});
+  return x;
+}
+
+/** An xmpp.js client, started (logged in over STARTTLS and bound). */
+export async function startXmppjs(port: number, username: string, password: string, resource: string): Promise<Client> {
+  const x = xmppjsClient(port, username, password, resource);
+  await x.start();
+  return x;
+}
+
+/** Logs in with xmpp.js over STARTTLS (SASL as negotiated) and binds `resource`. */
+export async function xmppjs(port: number, username: string, password: string, resource: string): Promise<Xjs> {
+  const x = xmppjsClient(port, username, password, resource);
   const stanzas: Element[] = [];
   const waiters: Array<() => void> = [];
   x.on('stanza', (s) => {
@@ -54,3 +67,4 @@ export async function xmppjs(port: number, username: string, password: string, r
 }
 
 export { xml };
+export type { Client };
