@@ -24,12 +24,16 @@ export class StreamError extends Error {
     this.text = text;
   }
 
-  /** The `<stream:error>` element (RFC 6120 §4.9.2), serialized with the `stream:` prefix. */
-  toXML(): string {
+  /**
+   * The `<stream:error>` element (RFC 6120 §4.9.2) with the `stream:` prefix. `framed`: the element is a document of its own
+   * (RFC 7395 §3.6.2, XEP-0206 §7) and declares the `stream` prefix.
+   */
+  toXML(framed = false): string {
     const text = this.text
       ? `<text xmlns='${NS.STREAMS}'>${this.text.replace(/&/g, '&amp;').replace(/</g, '&lt;')}</text>`
       : '';
-    return `<stream:error><${this.condition} xmlns='${NS.STREAMS}'/>${text}</stream:error>`;
+    const open = framed ? `<stream:error xmlns:stream='${NS.STREAM}'>` : '<stream:error>';
+    return `${open}<${this.condition} xmlns='${NS.STREAMS}'/>${text}</stream:error>`;
   }
 }
 

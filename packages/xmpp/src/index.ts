@@ -2,6 +2,7 @@ export * from './namespaces.ts';
 export * from './xml/element.ts';
 export * from './xml/escape.ts';
 export * from './xml/parser.ts';
+export * from './xml/framed.ts';
 export * from './errors.ts';
 export * from './sasl/index.ts';
 export * from './jid.ts';

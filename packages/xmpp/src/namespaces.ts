@@ -23,6 +23,12 @@ export const NS = {
   SASL_CB: 'urn:xmpp:sasl-cb:0',
   DATA_FORMS: 'jabber:x:data',
   DELAY: 'urn:xmpp:delay',
+  /** RFC 7395 §3.3: XMPP over WebSocket framing (`<open/>`, `<close/>`). */
+  FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing',
+  /** XEP-0124 §4: the BOSH `<body/>` wrapper. */
+  HTTPBIND: 'http://jabber.org/protocol/httpbind',
+  /** XEP-0206 §6: BOSH attributes qualified for XMPP (`xmpp:version`, `xmpp:restart`). */
+  XBOSH: 'urn:xmpp:xbosh',
 } as const;
 
 /** Namespaces that a stanza may be qualified by at stream level (RFC 6120 §4.8.3). */

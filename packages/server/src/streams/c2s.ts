@@ -7,7 +7,6 @@ import {
   ScramServer,
   StanzaError,
   StreamError,
-  XmlStreamParser,
   errorReply,
   escapeAttr,
   parsePlain,
@@ -16,7 +15,7 @@ import {
   type StreamHeader,
   type XmlElement,
 } from '@parley/xmpp';
-import type { StreamTransport } from '../transports/transport.ts';
+import type { StreamReceiver, StreamTransport } from '../transports/transport.ts';
 import type { Session } from '../core/session.ts';
 import type { Router } from '../core/router.ts';
 import type { Hooks } from '../core/hooks.ts';
@@ -94,14 +93,13 @@ export interface PreAuthEvent {
 }
 
 const MAX_AUTH_ATTEMPTS = 5;
-const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
 /**
  * One client-to-server stream (RFC 6120): header exchange (§4.2–4.7), STARTTLS
  * (§5), SASL (§6), resource binding (§7), then stanzas to the router. Once bound
  * it is a {@link Session}.
  */
-export class C2SStream implements Session {
+export class C2SStream implements Session, StreamReceiver {
   id = '';
   jid!: JID;
   priority = 0;
@@ -112,7 +110,6 @@ export class C2SStream implements Session {
 
   private ctx: C2SContext;
   private transport: StreamTransport;
-  private parser: XmlStreamParser;
   private phase: Phase = 'connected';
   private headerSent = false;
   private authenticated = false;
@@ -134,19 +131,12 @@ export class C2SStream implements Session {
     this.remoteAddress = transport.remoteAddress;
     this.log = ctx.log;
     const o = ctx.options;
-    this.parser = new XmlStreamParser(this, {
+    ctx.streams.add(this);
+    transport.attach(this, () => this.teardown(), {
       maxStanzaSize: o.maxStanzaSize,
       maxDepth: o.maxDepth,
       maxAttributes: o.maxAttributes,
     });
-    ctx.streams.add(this);
-    transport.attach(
-      (chunk) => {
-        this.lastActivity = Date.now();
-        this.parser.feed(chunk);
-      },
-      () => this.teardown(),
-    );
     this.authTimer = setTimeout(() => {
       if (!this.bound) this.close(new StreamError('connection-timeout', 'authentication took too long'));
     }, o.authTimeout);
@@ -166,7 +156,12 @@ export class C2SStream implements Session {
     return this.bound;
   }
 
-  // --- XmlStreamHandler -------------------------------------------------
+  // --- StreamReceiver ---------------------------------------------------
+
+  /** @internal */
+  activity(): void {
+    this.lastActivity = Date.now();
+  }
 
   /** @internal RFC 6120 §4.7: validate the initiating stream header, answer with ours and the features. */
   streamStart(h: StreamHeader): void {
@@ -174,20 +169,18 @@ export class C2SStream implements Session {
     // RFC 6120 §4.9.1.2: an error before our header still needs our header first.
     const to = h.attrs.to;
     const from = h.attrs.from;
-    let toAttr = '';
-    if (from !== undefined) {
-      const j = JID.tryParse(from);
-      if (j) toAttr = ` to='${escapeAttr(j.toString())}'`;
-    }
-    this.sendRaw(
-      `<?xml version='1.0'?><stream:stream from='${escapeAttr(this.ctx.domain)}' id='${this.id}'${toAttr} ${STREAM_HEADER_TAIL}>`,
-    );
+    const fromJid = from === undefined ? null : JID.tryParse(from);
+    this.transport.openStream({ from: this.ctx.domain, id: this.id, to: fromJid?.toString() });
     this.headerSent = true;
     this.phase = 'open';
-    if (h.ns !== NS.STREAM || h.name !== 'stream') {
+    if (this.transport.framed) {
+      // RFC 7395 §3.3.2: <open/> in the framing namespace (BOSH transports present their session request the same way).
+      if (h.ns !== NS.FRAMING || h.name !== 'open') {
+        return this.close(new StreamError('invalid-namespace', `the stream must be opened with <open/> in ${NS.FRAMING}`));
+      }
+    } else if (h.ns !== NS.STREAM || h.name !== 'stream') {
       return this.close(new StreamError('invalid-namespace', `the stream element must be <stream> in ${NS.STREAM}`));
-    }
-    if (h.prefix !== 'stream') {
+    } else if (h.prefix !== 'stream') {
       return this.close(new StreamError('bad-namespace-prefix', "the stream element must use the 'stream' prefix"));
     }
     if (h.contentNs !== NS.CLIENT) {
@@ -263,7 +256,9 @@ export class C2SStream implements Session {
         if (el) f.append(el);
       }
     }
-    this.sendRaw(f.toString(NS.CLIENT).replace('<stream:features>', '<stream:features>'));
+    // Framed: the element is a document of its own and declares the stream prefix (RFC 7395 §3.3.3).
+    if (this.transport.framed) f.attrs['xmlns:stream'] = NS.STREAM;
+    this.sendRaw(f.toString(NS.CLIENT));
   }
 
   /** Mechanisms offered on this stream (RFC 6120 §6.3.3): -PLUS only with channel binding, PLAIN only over TLS unless allowed. */
@@ -332,7 +327,7 @@ export class C2SStream implements Session {
       return this.close();
     }
     this.sendRaw(`<proceed xmlns='${NS.TLS}'/>`);
-    this.parser.reset();
+    this.transport.restart();
     this.headerSent = false;
     this.transport.startTls().catch((err: Error) => {
       this.log.debug({ err: err.message, ip: this.remoteAddress }, 'c2s: TLS handshake failed');
@@ -447,7 +442,7 @@ export class C2SStream implements Session {
     this.username = user;
     this.sendRaw(`<success xmlns='${NS.SASL}'>${additional ? additional.toString('base64') : ''}</success>`);
     // RFC 6120 §6.4.6: the stream restarts; discard the parser state.
-    this.parser.reset();
+    this.transport.restart();
     this.headerSent = false;
   }
 
@@ -479,7 +474,7 @@ export class C2SStream implements Session {
     return {
       remoteAddress: this.remoteAddress,
       secure: this.transport.secure,
-      send: (stanza) => this.sendRaw(stanza.toString()),
+      send: (stanza) => this.sendRaw(this.serialize(stanza)),
       close: (err) => this.close(err),
       saslFailed: this.saslFailed,
       legacyLogin: (username, password, resource, result) => this.legacyLogin(username, password, resource, result),
@@ -573,7 +568,7 @@ export class C2SStream implements Session {
     const replaced = this.ctx.sessions.add(this);
     // RFC 6120 §7.7.2.2: our policy is that the new session replaces the old one.
     if (replaced) (replaced as C2SStream).close(new StreamError('conflict', 'replaced by a new session with the same resource'));
-    this.sendRaw(result.toString());
+    this.sendRaw(this.serialize(result));
     this.log.debug({ jid: this.fullJidString, ip: this.remoteAddress }, 'c2s: session bound');
     void this.ctx.hooks.emit('session/started', this).catch((err) => this.log.error({ err }, 'session/started hook failed'));
   }
@@ -582,7 +577,7 @@ export class C2SStream implements Session {
     const r = errorReply(stanza, err);
     if (r) {
       delete r.attrs.from;
-      this.sendRaw(r.toString());
+      this.sendRaw(this.serialize(r));
     }
   }
 
@@ -610,7 +605,7 @@ export class C2SStream implements Session {
     el.attrs.from = this.fullJidString;
     if (name === 'iq' && el.attrs.type === 'set' && el.attrs.to === undefined && el.getChild('session', NS.SESSION)) {
       // Legacy session establishment (RFC 3921 §3): nothing to do.
-      return this.sendRaw(`<iq type='result' id='${escapeAttr(el.attrs.id ?? '')}'/>`);
+      return this.sendRaw(this.serialize(xml('iq', { type: 'result', id: el.attrs.id ?? '' })));
     }
     if (this.inQueue) {
       this.inQueue.push(el);
@@ -666,10 +661,15 @@ export class C2SStream implements Session {
       const r = this.ctx.hooks.fire('stanza/out', { stanza, session: this });
       if (r === true) return;
     }
-    this.sendRaw(stanza.toString());
+    this.sendRaw(this.serialize(stanza));
     if (this.transport.pendingBytes > this.ctx.options.maxOutputQueue) {
       this.close(new StreamError('policy-violation', 'the client does not read its stream'));
     }
+  }
+
+  /** A top-level element as the transport frames it: inheriting jabber:client on TCP, declaring it when framed. */
+  private serialize(el: XmlElement): string {
+    return this.transport.framed ? el.toDocument(NS.CLIENT) : el.toString();
   }
 
   private sendRaw(s: string): void {
@@ -685,15 +685,14 @@ export class C2SStream implements Session {
     if (this.phase === 'closing' || this.phase === 'closed') return;
     if (error) {
       if (!this.headerSent) {
-        this.sendRaw(`<?xml version='1.0'?><stream:stream from='${escapeAttr(this.ctx.domain)}' id='${this.id || randomBytes(12).toString('base64url')}' ${STREAM_HEADER_TAIL}>`);
+        this.transport.openStream({ from: this.ctx.domain, id: this.id || randomBytes(12).toString('base64url') });
         this.headerSent = true;
       }
-      this.sendRaw(error.toXML());
       this.log.debug({ condition: error.condition, text: error.text, ip: this.remoteAddress }, 'c2s: stream error');
     }
-    if (this.headerSent) this.sendRaw('</stream:stream>');
     this.phase = 'closing';
-    this.transport.close();
+    if (this.headerSent) this.transport.closeStream(error);
+    else this.transport.close();
     this.teardown();
   }
 

@@ -1,6 +1,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import type { StreamTransport } from './transport.ts';
+import { NS, StreamError, XmlStreamParser, escapeAttr, type XmlStreamLimits } from '@parley/xmpp';
+import type { StreamOpen, StreamReceiver, StreamTransport } from './transport.ts';
+
+const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
 /**
  * A TCP connection carrying one XMPP stream, optionally upgraded with STARTTLS
@@ -10,12 +13,14 @@ import type { StreamTransport } from './transport.ts';
 export class TcpTransport implements StreamTransport {
   private socket: net.Socket | tls.TLSSocket;
   private secureContext: tls.SecureContext | null;
-  private onData: ((chunk: Buffer) => void) | null = null;
+  private parser: XmlStreamParser | null = null;
+  private receiver: StreamReceiver | null = null;
   private onClose: (() => void) | null = null;
   private corked = false;
   private closed = false;
   private cb: Buffer | null | undefined;
   readonly remoteAddress: string;
+  readonly framed = false;
   secure: boolean;
 
   /**
@@ -39,13 +44,21 @@ export class TcpTransport implements StreamTransport {
     return this.socket.writableLength;
   }
 
-  attach(onData: (chunk: Buffer) => void, onClose: () => void): void {
-    this.onData = onData;
+  attach(receiver: StreamReceiver, onClose: () => void, limits: XmlStreamLimits): void {
+    this.receiver = receiver;
+    this.parser = new XmlStreamParser(receiver, limits);
     this.onClose = onClose;
   }
 
+  restart(): void {
+    this.parser?.reset();
+  }
+
   private listen(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => this.onData?.(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      this.receiver?.activity();
+      this.parser?.feed(chunk);
+    });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => {
       this.closed = true;
@@ -65,6 +78,19 @@ export class TcpTransport implements StreamTransport {
       });
     }
     s.write(data);
+  }
+
+  /** RFC 6120 §4.7: `<stream:stream>` with `jabber:client` as the content namespace. */
+  openStream(open: StreamOpen): void {
+    const to = open.to === undefined ? '' : ` to='${escapeAttr(open.to)}'`;
+    this.write(`<?xml version='1.0'?><stream:stream from='${escapeAttr(open.from)}' id='${escapeAttr(open.id)}'${to} ${STREAM_HEADER_TAIL}>`);
+  }
+
+  /** RFC 6120 §4.4, §4.9: the error, `</stream:stream>`, then the TCP connection. */
+  closeStream(error?: StreamError): void {
+    if (error) this.write(error.toXML());
+    this.write('</stream:stream>');
+    this.close();
   }
 
   startTls(): Promise<void> {

@@ -139,6 +139,17 @@ export class XmlElement {
     }
     return s + '</' + this.name + '>';
   }
+
+  /**
+   * Serializes a top-level element as a document of its own, as RFC 7395 §3.3.3 (WebSocket)
+   * and XEP-0206 §5 (BOSH) require: a stanza in `contentNs` (or built without a namespace)
+   * declares `xmlns='<contentNs>'`; other elements declare their own namespace as usual.
+   */
+  toDocument(contentNs: string): string {
+    if (this.ns !== '' && this.ns !== contentNs) return this.toString(contentNs);
+    const s = this.toString(contentNs);
+    return '<' + this.name + " xmlns='" + escapeAttr(contentNs) + "'" + s.slice(this.name.length + 1);
+  }
 }
 
 function inheritNs(el: XmlElement, ns: string): void {

@@ -47,8 +47,7 @@ const decoderOptions = { fatal: true } as const;
  * UTF-8 (`unsupported-encoding`, §11.6) and the size, depth and attribute
  * limits (`policy-violation`). Whitespace between stanzas is accepted (keepalives).
  *
- * In `framed` mode (RFC 7395 WebSocket) each message is a complete document:
- * `<open/>`, `<close/>` and single stanzas.
+ * For RFC 7395 framing (one element per WebSocket message) see {@link FramedStreamParser}.
  */
 export class XmlStreamParser {
   private sax!: StreamSax;
@@ -89,6 +88,11 @@ export class XmlStreamParser {
     this.chunkChars = 0;
     this.failed = false;
     this.ended = false;
+  }
+
+  /** Elements open inside the current stanza (0 between stanzas). */
+  get depth(): number {
+    return this.stack.length;
   }
 
   /** `true` once a stream error was reported or the stream ended. */
@@ -201,10 +205,6 @@ export class XmlStreamParser {
         contentNs: tag.ns?.[''] ?? '',
         attrs,
       });
-      if (tag.isSelfClosing) {
-        // RFC 7395 <open/>: a complete document on its own.
-        this.ended = true;
-      }
       this.mark();
       return;
     }
