@@ -33,6 +33,17 @@ const DEFAULTS: ParleyConfig = {
     require_encryption: true,
     auth_timeout: 30_000,
   },
+  http: {
+    port: 5280,
+    tls_port: 5281,
+    interfaces: ['127.0.0.1', '::1'],
+    allowed_origins: [],
+    secure_loopback: true,
+    trust_proxy: false,
+    websocket: { enabled: true, path: '/xmpp-websocket', keepalive: 30_000 },
+    bosh: { enabled: true, path: '/http-bind', max_wait: 60_000, max_inactivity: 60_000, max_hold: 1, max_pause: 120_000 },
+    chat: { enabled: true, path: '/chat' },
+  },
   tls: { certificate: null, key: null, min_version: 'TLSv1.2' },
   auth: {
     mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'SCRAM-SHA-1-PLUS', 'SCRAM-SHA-1', 'PLAIN'],
@@ -195,7 +206,7 @@ describe('errors name the option by its dotted path', () => {
 
   it('every unknown option is listed, one per line', () => {
     const lines = configErrorLines(() => parseConfig({ a: 1, b: 2, c2s: { c: 3 } }));
-    assert.ok(lines.includes('- a: unknown option (options here: domain, data_dir, log_level, c2s, tls, auth, limits, ping, storage, modules, server_info)'));
+    assert.ok(lines.includes('- a: unknown option (options here: domain, data_dir, log_level, c2s, http, tls, auth, limits, ping, storage, modules, server_info)'));
     assert.ok(lines.some((line) => line.startsWith('- b: unknown option')));
     assert.ok(lines.some((line) => line.startsWith('- c2s.c: unknown option')));
   });

@@ -26,7 +26,7 @@ export class StreamError extends Error {
 
   /**
    * The `<stream:error>` element (RFC 6120 §4.9.2) with the `stream:` prefix. `framed`: the element is a document of its own
-   * (RFC 7395 §3.6.2, XEP-0206 §7) and declares the `stream` prefix.
+   * (RFC 7395 §3.5, XEP-0206 §7) and declares the `stream` prefix.
    */
   toXML(framed = false): string {
     const text = this.text

@@ -64,6 +64,13 @@ program
     out.write(`Parley ${PARLEY_VERSION} serving ${config.domain}${path ? ` (config ${path})` : ' (embedded default configuration)'}\n`);
     out.write(`  client connections (STARTTLS${config.c2s.require_encryption ? ' required' : ''}): ${a.c2s.join(', ')}\n`);
     if (a.directTls.length) out.write(`  client connections (direct TLS, XEP-0368):  ${a.directTls.join(', ')}\n`);
+    if (a.http.length) {
+      const h = config.http;
+      const paths = [h.websocket.enabled && `WebSocket ${h.websocket.path}`, h.bosh.enabled && `BOSH ${h.bosh.path}`].filter(Boolean).join(', ');
+      out.write(`  HTTP (${paths}${paths ? ', ' : ''}XEP-0156 host-meta): ${a.http.join(', ')}\n`);
+      const plain = a.http.find((u) => u.startsWith('http://'));
+      if (h.chat.enabled && plain) out.write(`  web chat: ${plain.replace('://[::1]', '://localhost').replace('://127.0.0.1', '://localhost')}${h.chat.path}\n`);
+    }
     out.write(`  data directory: ${resolve(config.data_dir)}\n`);
     out.write(`  certificate: ${server.certificate.certPath}${server.certificate.generated ? ' (self-signed, generated)' : ''}\n`);
     out.write(`Create an account:  npx parley user add alice   (then log in as alice@${config.domain})\n`);

@@ -281,21 +281,90 @@ const PG_SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 // Sections
 // ---------------------------------------------------------------------------------------
 
+/** A list of IP addresses to listen on, at least one. */
+function interfaces(defaults: string[]) {
+  return z
+    .array(
+      z.string({ error: expecting('an IP address such as "::" or "127.0.0.1"') }).refine((value) => isIP(value) !== 0, {
+        error: expecting('an IP address such as "::" or "127.0.0.1"'),
+      }),
+      { error: expecting('a list of IP addresses, e.g. ["::"]') },
+    )
+    .min(1, { error: 'expected at least one address to listen on, got an empty list' })
+    .default(() => [...defaults]);
+}
+
+/** An HTTP path: starts with `/`, no query or fragment. */
+function urlPath(def: string) {
+  return text('an absolute URL path such as "/chat"')
+    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, { error: expecting('an absolute URL path such as "/chat"') })
+    .default(def);
+}
+
+/**
+ * `http`: the one HTTP(S) listener (ARCHITECTURE §6) — WebSocket (RFC 7395), BOSH
+ * (XEP-0124/0206), connection-method discovery (XEP-0156) and the web chat page.
+ */
+const httpSchema = section(
+  z
+    .strictObject({
+      port: port().nullable().default(5280),
+      tls_port: port().nullable().default(5281),
+      // Loopback only by default: a public listener is a decision (behind a reverse proxy, or with a real certificate).
+      interfaces: interfaces(['127.0.0.1', '::1']),
+      allowed_origins: z
+        .array(
+          text('an origin such as "https://example.com", or "*"').refine((v) => v === '*' || /^https?:\/\/[^/\s]+$/.test(v), {
+            error: expecting('an origin such as "https://example.com" (scheme, host, optional port; no path), or "*"'),
+          }),
+          { error: expecting('a list of origins') },
+        )
+        .default(() => []),
+      secure_loopback: flag().default(true),
+      trust_proxy: flag().default(false),
+      websocket: section(
+        z.strictObject({
+          enabled: flag().default(true),
+          path: urlPath('/xmpp-websocket'),
+          keepalive: duration({ min: 1000 }).prefault('30s'),
+        }),
+      ),
+      bosh: section(
+        z.strictObject({
+          enabled: flag().default(true),
+          path: urlPath('/http-bind'),
+          max_wait: duration({ min: 1000 }).prefault('60s'),
+          max_inactivity: duration({ min: 1000 }).prefault('60s'),
+          max_hold: integer(1, 10).default(1),
+          max_pause: duration({ min: 1000 }).prefault('120s'),
+        }),
+      ),
+      chat: section(
+        z.strictObject({
+          enabled: flag().default(true),
+          path: urlPath('/chat'),
+        }),
+      ),
+    })
+    .superRefine((http, ctx) => {
+      if (http.port !== null && http.port !== 0 && http.port === http.tls_port) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tls_port'],
+          message: `must differ from http.port (both are ${http.port}); set one to null to disable it`,
+          input: http.tls_port,
+        });
+      }
+    }),
+);
+
 /** `c2s`: client-to-server listeners (RFC 6120; direct TLS, XEP-0368). */
 const c2sSchema = section(
   z
     .strictObject({
       port: port().default(5222),
       direct_tls_port: port().nullable().default(5223),
-      interfaces: z
-        .array(
-          z.string({ error: expecting('an IP address such as "::" or "127.0.0.1"') }).refine((value) => isIP(value) !== 0, {
-            error: expecting('an IP address such as "::" or "127.0.0.1"'),
-          }),
-          { error: expecting('a list of IP addresses, e.g. ["::"]') },
-        )
-        .min(1, { error: 'expected at least one address to listen on, got an empty list' })
-        .default(() => ['::']),
+      interfaces: interfaces(['::']),
       require_encryption: flag().default(true),
       auth_timeout: duration({ min: 1000 }).prefault('30s'),
     })
@@ -650,6 +719,7 @@ export const configSchema = section(
     data_dir: text('a directory path').default('./data'),
     log_level: z.enum(LOG_LEVELS).default('info'),
     c2s: c2sSchema,
+    http: httpSchema,
     tls: tlsSchema,
     auth: authSchema,
     limits: limitsSchema,

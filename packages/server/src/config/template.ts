@@ -61,6 +61,54 @@ c2s:
   # Close connections that have not authenticated after this long.
   auth_timeout: 30s
 
+# The HTTP listener: XMPP over WebSocket (RFC 7395), BOSH (XEP-0124/0206), connection-method
+# discovery (XEP-0156, /.well-known/host-meta) and the web chat page. See docs/web.md.
+http:
+  # Plain HTTP port; null disables it.
+  port: 5280
+  # HTTPS port, with the certificate of the tls section; null disables it.
+  tls_port: 5281
+  # Addresses to listen on. Loopback only by default: put a reverse proxy in front (docs/web.md)
+  # or list public addresses.
+  interfaces: ${list(['127.0.0.1', '::1'])}
+  # Web origins (e.g. "https://example.com") allowed to use WebSocket and BOSH from a browser,
+  # besides the server's own pages; "*" allows any.
+  allowed_origins: []
+  # Count plain-HTTP connections from loopback (a local browser, a reverse proxy on this host
+  # that terminates TLS) as encrypted, so that clients may authenticate over them.
+  secure_loopback: true
+  # Take the client address and scheme from X-Forwarded-For / X-Forwarded-Proto (only behind
+  # a reverse proxy you run).
+  trust_proxy: false
+  # XMPP over WebSocket (RFC 7395).
+  websocket:
+    # Serve WebSocket connections.
+    enabled: true
+    # URL path of the WebSocket endpoint.
+    path: /xmpp-websocket
+    # Interval of WebSocket pings; a client that misses one is disconnected.
+    keepalive: 30s
+  # BOSH (XEP-0124, XEP-0206).
+  bosh:
+    # Serve BOSH sessions.
+    enabled: true
+    # URL path of the BOSH endpoint.
+    path: /http-bind
+    # Longest time a request is held waiting for data ("wait" is capped to this).
+    max_wait: 60s
+    # A session with no request in flight for this long is ended.
+    max_inactivity: 60s
+    # Most requests a client may have the server hold ("hold" is capped to this).
+    max_hold: 1
+    # Longest pause a client may ask for (XEP-0124 §10).
+    max_pause: 120s
+  # The web chat page (Converse.js) for this server.
+  chat:
+    # Serve the page (false turns it off).
+    enabled: true
+    # URL path of the page.
+    path: /chat
+
 # TLS certificate for STARTTLS and direct TLS.
 tls:
   # PEM certificate chain; null (with key null) = a self-signed pair generated in data_dir

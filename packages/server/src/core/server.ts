@@ -17,6 +17,7 @@ import { loadModule, type LoadedModule, type ModuleDefinition, type ModuleHost }
 import { C2SStream, type C2SContext } from '../streams/c2s.ts';
 import type { StreamFeatureProvider } from '../streams/features.ts';
 import { TcpTransport, listenTcp, type Listener } from '../transports/tcp.ts';
+import { HttpService } from '../http/server.ts';
 import { BUILTIN } from '../modules/index.ts';
 
 /** Bytes queued for a client that does not read before its stream is closed (backpressure). */
@@ -59,6 +60,7 @@ export class Server {
   private streamFeatures: StreamFeatureProvider[] = [];
   private modules: LoadedModule[] = [];
   private listeners: { c2s: Listener | null; directTls: Listener | null } = { c2s: null, directTls: null };
+  private http: HttpService | null = null;
   private started = false;
 
   constructor(config: ParleyConfig, opts: { log?: Logger } = {}) {
@@ -96,6 +98,9 @@ export class Server {
       for (const def of await this.moduleDefinitions()) this.modules.push(await loadModule(def, host));
       await this.listen();
     } catch (err) {
+      await Promise.all([this.listeners.c2s?.close(), this.listeners.directTls?.close(), this.http?.close()]);
+      this.listeners = { c2s: null, directTls: null };
+      this.http = null;
       await this.release();
       throw err;
     }
@@ -160,17 +165,35 @@ export class Server {
         },
       );
     }
+    if (c.http.port !== null || c.http.tls_port !== null) {
+      const register = c.modules.disabled.includes('register') ? 'closed' : (c.modules.register.policy ?? (c.domain === 'localhost' ? 'open' : 'closed'));
+      this.http = new HttpService({
+        config: c,
+        certificate: this.certificate,
+        log: this.log,
+        openStream: (transport) => {
+          new C2SStream(transport, ctx);
+        },
+        registrationOpen: register === 'open',
+      });
+      await this.http.start();
+    }
   }
 
-  /** The bound ports (useful when configured as 0). */
-  ports(): { c2s: number; directTls: number | null } {
+  /** The bound ports (useful when configured as 0); `null` for a listener that is off. */
+  ports(): { c2s: number; directTls: number | null; http: number | null; https: number | null } {
     const port = (l: Listener | null) => (l ? Number(l.addresses()[0]!.split(':').pop()) : null);
-    return { c2s: port(this.listeners.c2s)!, directTls: port(this.listeners.directTls) };
+    const http = this.http?.ports() ?? { http: null, https: null };
+    return { c2s: port(this.listeners.c2s)!, directTls: port(this.listeners.directTls), ...http };
   }
 
   /** Human-readable listening addresses, for the start-up message. */
-  addresses(): { c2s: string[]; directTls: string[] } {
-    return { c2s: this.listeners.c2s?.addresses() ?? [], directTls: this.listeners.directTls?.addresses() ?? [] };
+  addresses(): { c2s: string[]; directTls: string[]; http: string[] } {
+    return {
+      c2s: this.listeners.c2s?.addresses() ?? [],
+      directTls: this.listeners.directTls?.addresses() ?? [],
+      http: this.http?.addresses() ?? [],
+    };
   }
 
   /** Number of open client streams (bound or not). */
@@ -190,6 +213,8 @@ export class Server {
     this.listeners = { c2s: null, directTls: null };
     for (const s of [...this.streams]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
     await closing;
+    await this.http?.close();
+    this.http = null;
     await this.release();
   }
 

@@ -12,6 +12,10 @@ export interface TestServer {
   port: number;
   /** Direct TLS client port. */
   tlsPort: number;
+  /** Plain HTTP port (WebSocket, BOSH, host-meta, chat), on 127.0.0.1. */
+  httpPort: number;
+  /** HTTPS port, on 127.0.0.1. */
+  httpsPort: number;
   dataDir: string;
   /** Creates an account; returns its bare JID. */
   createUser(username: string, password: string): Promise<string>;
@@ -33,6 +37,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     log_level: process.env.PARLEY_TEST_LOG ?? 'silent',
     ...overrides,
     c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'], ...(overrides.c2s as object) },
+    http: { port: 0, tls_port: 0, interfaces: ['127.0.0.1'], ...(overrides.http as object) },
     auth: { failure_delay: '50ms', max_failure_delay: '200ms', ...(overrides.auth as object) },
   };
   const config = parseConfig(input);
@@ -44,6 +49,8 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     config,
     port: ports.c2s,
     tlsPort: ports.directTls!,
+    httpPort: ports.http!,
+    httpsPort: ports.https!,
     dataDir: dir,
     async createUser(username, password) {
       const u = await server.accounts.create(username, password);

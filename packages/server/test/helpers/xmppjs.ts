@@ -1,4 +1,8 @@
 import { client, xml, type Client, type Element } from '@xmpp/client';
+import { WebSocket as WsWebSocket } from 'ws';
+
+// xmpp.js's WebSocket transport uses the global WebSocket, which Node 20 lacks; ws implements the same API.
+(globalThis as { WebSocket?: unknown }).WebSocket ??= WsWebSocket;
 
 // The test server's certificate is self-signed; xmpp.js has no per-connection switch for that.
 process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
@@ -16,22 +20,26 @@ export interface Xjs {
   stop(): Promise<void>;
 }
 
-/** An xmpp.js client for the test server at 127.0.0.1:`port` (domain localhost), not started. */
-export function xmppjsClient(port: number, username: string, password: string, resource?: string): Client {
-  const x = client({ service: `xmpp://127.0.0.1:${port}`, domain: 'localhost', resource, username, password });
+/**
+ * An xmpp.js client for the test server (domain localhost), not started: `service` is the
+ * c2s port on 127.0.0.1 (STARTTLS) or a URL (`ws://127.0.0.1:<http port>/xmpp-websocket`).
+ */
+export function xmppjsClient(service: number | string, username: string, password: string, resource?: string): Client {
+  const url = typeof service === 'number' ? `xmpp://127.0.0.1:${service}` : service;
+  const x = client({ service: url, domain: 'localhost', resource, username, password });
   x.on('error', () => {});
   return x;
 }
 
 /** An xmpp.js client, started (logged in over STARTTLS and bound). */
-export async function startXmppjs(port: number, username: string, password: string, resource: string): Promise<Client> {
+export async function startXmppjs(port: number | string, username: string, password: string, resource: string): Promise<Client> {
   const x = xmppjsClient(port, username, password, resource);
   await x.start();
   return x;
 }
 
-/** Logs in with xmpp.js over STARTTLS (SASL as negotiated) and binds `resource`. */
-export async function xmppjs(port: number, username: string, password: string, resource: string): Promise<Xjs> {
+/** Logs in with xmpp.js (STARTTLS, or WebSocket for a ws: URL; SASL as negotiated) and binds `resource`. */
+export async function xmppjs(port: number | string, username: string, password: string, resource: string): Promise<Xjs> {
   const x = xmppjsClient(port, username, password, resource);
   const stanzas: Element[] = [];
   const waiters: Array<() => void> = [];

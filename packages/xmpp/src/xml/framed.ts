@@ -51,7 +51,7 @@ export class FramedStreamParser {
     }
   }
 
-  /** Restarts need no parser reset over WebSocket: the client sends a new `<open/>` (RFC 7395 §3.3.2). */
+  /** Restarts need no parser reset over WebSocket: the client sends a new `<open/>` (RFC 7395 §3.7). */
   reset(): void {}
 
   private element(el: XmlElement): void {
