@@ -3,6 +3,19 @@ import { StreamError } from '../errors.ts';
 import type { XmlElement } from './element.ts';
 import { XmlStreamParser, type XmlStreamHandler, type XmlStreamLimits } from './parser.ts';
 
+const LT = 0x3c;
+const GT = 0x3e;
+
+/** The first (`step` 1) or last (`step` -1) character code that is not XML whitespace, or -1. */
+function firstNonSpace(m: Uint8Array | string, step: 1 | -1): number {
+  const n = m.length;
+  for (let i = step === 1 ? 0 : n - 1; i >= 0 && i < n; i += step) {
+    const c = typeof m === 'string' ? m.charCodeAt(i) : m[i]!;
+    if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) return c;
+  }
+  return -1;
+}
+
 /**
  * Parser for XMPP over WebSocket (RFC 7395 §3.3): every WebSocket message is one
  * complete element — `<open/>` and `<close/>` in `urn:ietf:params:xml:ns:xmpp-framing`
@@ -45,6 +58,13 @@ export class FramedStreamParser {
   feed(message: Uint8Array | string): void {
     const p = this.inner;
     if (p.closed) return;
+    // Text outside the element would sit in the parser until the next message; refuse it now.
+    const first = firstNonSpace(message, 1);
+    if (first === -1) return;
+    if (first !== LT || firstNonSpace(message, -1) !== GT) {
+      p.fail(new StreamError('bad-format', 'a WebSocket message holds one element and no text outside it (RFC 7395 §3.3.3)'), false);
+      return;
+    }
     p.feed(message);
     if (!p.closed && p.depth > 0) {
       p.fail(new StreamError('not-well-formed', 'a WebSocket message must hold complete elements (RFC 7395 §3.3.3)'), false);
