@@ -7,6 +7,7 @@ import type { CertificatePair } from '../core/certs.ts';
 import type { Logger } from '../core/logger.ts';
 import type { StreamTransport } from '../transports/transport.ts';
 import { WebSocketTransport } from '../transports/websocket.ts';
+import { BoshService } from '../transports/bosh.ts';
 import { registerHostMeta } from './host-meta.ts';
 import { registerChat } from './chat.ts';
 
@@ -81,9 +82,21 @@ export class HttpService {
   private listeners: HttpListener[] = [];
   private websockets = new Set<WebSocketTransport>();
   private keepalive: NodeJS.Timeout | undefined;
+  /** The BOSH sessions (XEP-0124/0206), shared by every listener; `null` when `http.bosh.enabled` is off. */
+  private bosh: BoshService | null;
 
   constructor(ctx: HttpContext) {
     this.ctx = ctx;
+    const h = ctx.config.http;
+    this.bosh = h.bosh.enabled
+      ? new BoshService({
+          config: ctx.config,
+          log: ctx.log,
+          openStream: (transport) => ctx.openStream(transport),
+          peer: (request) => peerOf(request, h),
+          originAllowed: (request) => originAllowed(request.headers.origin, request.headers.host, h.allowed_origins),
+        })
+      : null;
   }
 
   /** Binds every configured listener; throws (after releasing what was bound) on a port in use. */
@@ -128,6 +141,7 @@ export class HttpService {
       void reply.code(status).type('text/plain; charset=utf-8').send(status >= 500 ? 'internal server error' : (err as Error).message);
     });
     if (h.websocket.enabled) await this.registerWebSocket(app);
+    if (this.bosh) await this.bosh.register(app);
     registerHostMeta(app, { websocketPath: h.websocket.enabled ? h.websocket.path : null, boshPath: h.bosh.enabled ? h.bosh.path : null });
     if (h.chat.enabled) {
       await registerChat(app, {
@@ -201,6 +215,8 @@ export class HttpService {
   /** Stops listening and closes the HTTP connections (the XMPP streams on them are closed by the server first). */
   async close(): Promise<void> {
     clearInterval(this.keepalive);
+    // Answer the held BOSH requests first: fastify's close waits for requests in flight.
+    this.bosh?.close();
     const listeners = this.listeners;
     this.listeners = [];
     await Promise.all(listeners.map(({ app }) => app.close().catch(() => {})));

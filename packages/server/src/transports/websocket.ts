@@ -19,6 +19,9 @@ export class WebSocketTransport implements StreamTransport {
   readonly secure: boolean;
   private readonly ws: WebSocket;
   private readonly tlsSocket: tls.TLSSocket | null;
+  /** The connection under the WebSocket, corked while one event-loop turn's messages are queued. */
+  private readonly socket: { cork(): void; uncork(): void } | null;
+  private corked = false;
   private parser: FramedStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
   private onClose: (() => void) | null = null;
@@ -37,6 +40,7 @@ export class WebSocketTransport implements StreamTransport {
     this.secure = secure;
     const raw = (ws as unknown as { _socket?: unknown })._socket;
     this.tlsSocket = raw instanceof tls.TLSSocket ? raw : null;
+    this.socket = raw && typeof (raw as { cork?: unknown }).cork === 'function' ? (raw as { cork(): void; uncork(): void }) : null;
     ws.on('pong', () => {
       this.alive = true;
     });
@@ -76,9 +80,21 @@ export class WebSocketTransport implements StreamTransport {
     this.write(`<open xmlns='${NS.FRAMING}' from='${escapeAttr(open.from)}' id='${escapeAttr(open.id)}'${to} ${OPEN_TAIL}/>`);
   }
 
-  /** One element per message (RFC 7395 §3.3.3). */
+  /**
+   * One element per message (RFC 7395 §3.3.3). The messages of one event-loop turn leave in
+   * one socket write (the connection is corked until the next tick), as on TCP.
+   */
   write(data: string): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
+    const socket = this.socket;
+    if (socket && !this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        socket.uncork();
+      });
+    }
     this.ws.send(data);
   }
 
