@@ -51,6 +51,8 @@ async function main(): Promise<void> {
     log_level: 'silent',
     storage: { driver: 'sqlite', path: 'parley.db' },
     c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'] },
+    // Not measured here; a free port, so a running server's 5280/5281 do not clash.
+    http: { port: 0, tls_port: null, interfaces: ['127.0.0.1'] },
     // As in the tests: a failed login (a broken benchmark) is reported quickly.
     auth: { failure_delay: '50ms', max_failure_delay: '200ms' },
   });
