@@ -109,8 +109,19 @@ export class HttpService {
         let port = configured;
         for (const host of h.interfaces) {
           const app = await this.build(secure);
+          try {
+            await app.listen({ host, port, listenTextResolver: () => '' });
+          } catch (err) {
+            await app.close();
+            const code = (err as NodeJS.ErrnoException).code;
+            // A machine without IPv6 cannot bind ::1 (in the default list); the other addresses still serve.
+            if (isIP(host) === 6 && (code === 'EADDRNOTAVAIL' || code === 'EAFNOSUPPORT') && h.interfaces.length > 1) {
+              this.ctx.log.warn({ host, code }, 'http: cannot listen on an IPv6 address; skipped');
+              continue;
+            }
+            throw err;
+          }
           this.listeners.push({ app, secure });
-          await app.listen({ host, port, listenTextResolver: () => '' });
           // Port 0: every interface shares the port the first one got.
           port = (app.server.address() as { port: number }).port;
         }
