@@ -297,7 +297,7 @@ function interfaces(defaults: string[]) {
 /** An HTTP path: starts with `/`, no query or fragment. */
 function urlPath(def: string) {
   return text('an absolute URL path such as "/chat"')
-    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, { error: expecting('an absolute URL path such as "/chat"') })
+    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, { error: expecting('an absolute URL path such as "/chat" (no escapes, query or fragment)') })
     .default(def);
 }
 

@@ -101,6 +101,8 @@ function securityHeaders(reply: FastifyReply): FastifyReply {
  * of its own (not inline) so the CSP needs no 'unsafe-inline' for scripts.
  */
 const BOOT_JS = `// Parley web chat: starts Converse.js against this server's WebSocket endpoint.
+// The page also loads the bundle with a <script src> of its own (same URL, so the same module):
+// Converse finds its OMEMO WebAssembly next to that element's src.
 import './dist/converse.min.js';
 
 const cfg = JSON.parse(document.getElementById('parley-chat-config').textContent);
@@ -180,6 +182,7 @@ function pageHtml(path: string, opts: ChatOptions): string {
 <link rel="icon" href="${escapeHtml(rel)}dist/images/favicon.ico">
 <link rel="stylesheet" href="${escapeHtml(rel)}dist/converse.min.css">
 <script type="application/json" id="parley-chat-config">${jsonForScript(config)}</script>
+<script type="module" src="${escapeHtml(rel)}dist/converse.min.js"></script>
 <script type="module" src="${escapeHtml(rel)}parley-chat.js"></script>
 </head>
 <body class="converse-fullscreen">

@@ -154,7 +154,8 @@ export class HttpService {
     if (h.websocket.enabled) await this.registerWebSocket(app);
     if (this.bosh) await this.bosh.register(app);
     registerHostMeta(app, { websocketPath: h.websocket.enabled ? h.websocket.path : null, boshPath: h.bosh.enabled ? h.bosh.path : null });
-    if (h.chat.enabled) {
+    // The page talks to the WebSocket endpoint; without it there is nothing for it to do.
+    if (h.chat.enabled && h.websocket.enabled) {
       await registerChat(app, {
         path: h.chat.path,
         domain: config.domain,
