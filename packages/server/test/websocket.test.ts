@@ -387,6 +387,18 @@ describe('connection method discovery (XEP-0156)', () => {
     });
   });
 
+  test('the chat page is served, and can be turned off', async () => {
+    const page = await fetch(`http://127.0.0.1:${srv.httpPort}/chat`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /converse/i);
+    const other = await startTestServer({ http: { chat: { enabled: false } } });
+    try {
+      assert.equal((await fetch(`http://127.0.0.1:${other.httpPort}/chat`)).status, 404);
+    } finally {
+      await other.stop();
+    }
+  });
+
   test('disabled endpoints are not listed', async () => {
     const other = await startTestServer({ http: { bosh: { enabled: false } } });
     try {
