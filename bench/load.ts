@@ -45,6 +45,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { EventLoopUtilization } from 'node:perf_hooks';
+import { EventEmitter } from 'node:events';
+import { WebSocket } from 'ws';
 import { NS, ScramClient } from '@parley/xmpp';
 import type { ChildMessage, ParentMessage } from './server-child.ts';
 
@@ -60,6 +62,8 @@ const HELP = `Usage: npm run bench -- [options]
   --messages-per-sender M  messages each session sends to its partner (default 200)
   --rate R                 messages/s per sender; 0 = as fast as possible (default 0)
   --window W               with --rate 0, messages in flight per sender (default 50)
+  --transport T            tcp (STARTTLS, default), ws (WebSocket, RFC 7395, plain HTTP on
+                           loopback) or wss (WebSocket over HTTPS)
   --pin                    server on core 0, generator on core 1 (needs taskset, 2+ cores)
   --timeout S              hard limit for the whole run, seconds (default 120)
   --profile-server         run the server child with --cpu-prof (profile in bench/profiles/)
@@ -74,6 +78,7 @@ const { values: opt } = parseArgs({
     'messages-per-sender': { type: 'string', default: '200' },
     rate: { type: 'string', default: '0' },
     window: { type: 'string', default: '50' },
+    transport: { type: 'string', default: 'tcp' },
     pin: { type: 'boolean', default: false },
     timeout: { type: 'string', default: '120' },
     'profile-server': { type: 'boolean', default: false },
@@ -105,6 +110,11 @@ const MESSAGES = intOption('messages-per-sender', opt['messages-per-sender'], 1,
 const RATE = intOption('rate', opt.rate, 0, 1_000_000);
 const WINDOW = intOption('window', opt.window, 1, 100_000);
 const TIMEOUT_S = intOption('timeout', opt.timeout, 1, 3_600);
+if (!['tcp', 'ws', 'wss'].includes(opt.transport)) {
+  console.error(`--transport: expected tcp, ws or wss, got '${opt.transport}'`);
+  process.exit(64);
+}
+const TRANSPORT = opt.transport as 'tcp' | 'ws' | 'wss';
 const PASSWORD = 'bench-password';
 /** Untimed warm-up messages per sender before the message scenario is measured. */
 const WARMUP_MESSAGES = 100;
@@ -371,10 +381,135 @@ function clientContext(): tls.SecureContext {
   return (sharedContext ??= tls.createSecureContext());
 }
 
-/** A bound session: its TLS socket and full JID. */
+/** What the scenarios use of a session's connection: a TLS socket, or a WebSocket seen as one ({@link WsSocket}). */
+interface BenchSocket extends EventEmitter {
+  write(data: string): unknown;
+  end(data: string): unknown;
+  destroy(): unknown;
+}
+
+/** A bound session: its connection and full JID. */
 interface Bound {
-  socket: tls.TLSSocket;
+  socket: BenchSocket;
   jid: string;
+}
+
+/**
+ * A bound WebSocket session behind the socket interface the scenarios use: each received
+ * message is a 'data' event; a write of several stanzas is sent as one message per stanza
+ * (RFC 7395 §3.3.3), the batch in one TCP write; `end()` sends `<close/>`.
+ */
+class WsSocket extends EventEmitter {
+  private readonly ws: WebSocket;
+  private readonly raw: net.Socket;
+
+  constructor(ws: WebSocket) {
+    super();
+    this.ws = ws;
+    this.raw = (ws as unknown as { _socket: net.Socket })._socket;
+    ws.on('message', (d) => this.emit('data', d as Buffer));
+    ws.on('close', () => this.emit('close'));
+    ws.on('error', (e) => this.emit('error', e));
+  }
+
+  write(data: string): void {
+    this.raw.cork();
+    let i = 0;
+    for (;;) {
+      const j = data.indexOf('</message>', i);
+      if (j < 0) break;
+      this.ws.send(data.slice(i, j + 10));
+      i = j + 10;
+    }
+    if (i < data.length) this.ws.send(data.slice(i));
+    this.raw.uncork();
+  }
+
+  /** `</stream:stream>` on TCP; `<close/>` here (RFC 7395 §3.6). */
+  end(_tcpClose: string): void {
+    this.ws.send(`<close xmlns='${NS.FRAMING}'/>`);
+    this.ws.close(1000);
+  }
+
+  destroy(): void {
+    this.ws.terminate();
+  }
+}
+
+/**
+ * The same login as {@link loginTcp} over WebSocket (RFC 7395): `<open/>`, SCRAM-SHA-1,
+ * `<open/>` again (the restart), bind. One element per message, so each step looks at
+ * one message.
+ */
+function loginWs(port: number, domain: string, user: string, resource: string): Promise<Bound> {
+  return new Promise((resolve, reject) => {
+    type Step = 'open' | 'features-sasl' | 'challenge' | 'success' | 'open2' | 'features-bind' | 'bind' | 'done';
+    let step: Step = 'open';
+    let restarted = false;
+    const scheme = TRANSPORT === 'wss' ? 'wss' : 'ws';
+    const ws = new WebSocket(`${scheme}://${HOST}:${port}/xmpp-websocket`, ['xmpp'], { perMessageDeflate: false, rejectUnauthorized: false });
+    let scram: ScramClient | null = null;
+    const open = `<open xmlns='${NS.FRAMING}' to='${domain}' version='1.0'/>`;
+    const inner = (s: string, name: string): string => s.slice(s.indexOf('>', s.indexOf(`<${name}`)) + 1, s.lastIndexOf(`</${name}>`));
+    const fail = (why: string): void => {
+      if (step === 'done') return;
+      step = 'done';
+      ws.terminate();
+      reject(new Error(`${user}/${resource}: ${why}`));
+    };
+    const onMessage = (d: Buffer): void => {
+      const m = d.toString('latin1');
+      if (m.startsWith('<stream:error') || m.startsWith('<failure')) return fail(`refused: ${m}`);
+      switch (step) {
+        case 'open':
+          step = restarted ? 'features-bind' : 'features-sasl';
+          return;
+        case 'features-sasl':
+          if (!m.includes('>SCRAM-SHA-1<')) return fail(`SCRAM-SHA-1 not offered: ${m}`);
+          scram = new ScramClient({ hash: 'SHA-1', username: user, password: PASSWORD, cacheSaltedPassword: true });
+          step = 'challenge';
+          ws.send(`<auth xmlns='${NS.SASL}' mechanism='SCRAM-SHA-1'>${scram.first().toString('base64')}</auth>`);
+          return;
+        case 'challenge':
+          step = 'success';
+          scram!.final(Buffer.from(inner(m, 'challenge'), 'base64')).then(
+            (final) => ws.send(`<response xmlns='${NS.SASL}'>${final.toString('base64')}</response>`),
+            (e: Error) => fail(`SCRAM: ${e.message}`),
+          );
+          return;
+        case 'success':
+          try {
+            scram!.verifyServerFinal(Buffer.from(inner(m, 'success'), 'base64'));
+          } catch (e) {
+            return fail(`server signature: ${(e as Error).message}`);
+          }
+          // RFC 7395 §3.7: the restart is a new <open/>.
+          restarted = true;
+          step = 'open';
+          ws.send(open);
+          return;
+        case 'features-bind':
+          if (!m.includes(`<bind xmlns='${NS.BIND}'`)) return fail(`no bind feature: ${m}`);
+          step = 'bind';
+          ws.send(`<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='${NS.BIND}'><resource>${resource}</resource></bind></iq>`);
+          return;
+        case 'bind': {
+          const jid = m.includes("type='result'") ? inner(m, 'jid') : '';
+          if (jid === '') return fail(`bind failed: ${m}`);
+          step = 'done';
+          ws.off('message', onMessage);
+          resolve({ socket: new WsSocket(ws), jid });
+          return;
+        }
+        default:
+          return;
+      }
+    };
+    ws.on('message', onMessage);
+    ws.on('error', (e) => fail(`WebSocket: ${e.message}`));
+    ws.on('close', () => fail('connection closed'));
+    ws.once('open', () => ws.send(open));
+  });
 }
 
 /**
@@ -387,7 +522,7 @@ interface Bound {
  * and it costs far less than an XML parser per connection; anything unexpected
  * (`<failure`, `<stream:error`, a close) fails the login with what was received.
  */
-function login(port: number, domain: string, user: string, resource: string): Promise<Bound> {
+function loginTcp(port: number, domain: string, user: string, resource: string): Promise<Bound> {
   return new Promise((resolve, reject) => {
     type Step = 'features-tls' | 'proceed' | 'features-sasl' | 'challenge' | 'success' | 'features-bind' | 'bind' | 'done';
     let step: Step = 'features-tls';
@@ -494,7 +629,7 @@ function login(port: number, domain: string, user: string, resource: string): Pr
             if (jid === '') return fail(`bind failed: ${r}`);
             step = 'done';
             socket.removeListener('data', onData);
-            resolve({ socket: socket as tls.TLSSocket, jid });
+            resolve({ socket, jid });
             return;
           }
           case 'done':
@@ -509,6 +644,9 @@ function login(port: number, domain: string, user: string, resource: string): Pr
     raw.once('connect', () => raw.write(header));
   });
 }
+
+/** One whole login over the chosen transport (`--transport`). */
+const login = TRANSPORT === 'tcp' ? loginTcp : loginWs;
 
 /** Closes bound sessions politely (`</stream:stream>`) and waits until the server has let go of them all. */
 async function closeAll(sessions: Bound[]): Promise<void> {
@@ -581,6 +719,7 @@ async function loginScenario(port: number, domain: string, iterations: number): 
     const sorted = Float64Array.from(lat).sort();
     return {
       scenario: 'login',
+      transport: TRANSPORT,
       mechanism: 'SCRAM-SHA-1',
       iterations,
       logins: done,
@@ -800,6 +939,7 @@ async function messageScenario(port: number, domain: string): Promise<boolean> {
     const sentTotal = peers.reduce((a, p) => a + p.sent, 0);
     return {
       scenario: 'messages',
+      transport: TRANSPORT,
       pairs: PAIRS,
       senders: n,
       messages_per_sender: MESSAGES,
@@ -941,8 +1081,9 @@ async function main(): Promise<number> {
     `server child: port ${ready.port}, ${ready.accounts} accounts, SCRAM i=${ready.iterations}, set up in ${round(ready.setupMs, 0)} ms${pinned ? ' (pinned)' : ''}`,
   );
   let ok = true;
-  if (LOGINS > 0) ok = (await loginScenario(ready.port, ready.domain, ready.iterations)) && ok;
-  if (PAIRS > 0) ok = (await messageScenario(ready.port, ready.domain)) && ok;
+  const port = TRANSPORT === 'tcp' ? ready.port : TRANSPORT === 'ws' ? ready.httpPort : ready.httpsPort;
+  if (LOGINS > 0) ok = (await loginScenario(port, ready.domain, ready.iterations)) && ok;
+  if (PAIRS > 0) ok = (await messageScenario(port, ready.domain)) && ok;
   await stopChild();
   summary();
   if (opt['profile-server']) info(`server CPU profile written to ${join(BENCH_DIR, 'profiles')}/`);

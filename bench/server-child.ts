@@ -8,7 +8,7 @@
  * logging silent), creates the accounts `bench0 … bench<n-1>` with one password
  * directly through `server.accounts.create`, then reports to the parent:
  *
- *   child → parent  { type: 'ready', port, domain, accounts, iterations, setupMs, dataDir }
+ *   child → parent  { type: 'ready', port, httpPort, httpsPort, domain, accounts, iterations, setupMs, dataDir }
  *   parent → child  { type: 'cpu' }  child → parent { type: 'cpu', user, system, elu, sessions, streams }
  *                   (process.cpuUsage µs, performance.eventLoopUtilization ms, open sessions/streams)
  *   parent → child  { type: 'mem' }  child → parent { type: 'mem', rss, heapUsed, external } (bytes, after gc())
@@ -25,7 +25,7 @@ import { Server, parseConfig } from '@parley/server';
 
 /** Messages the child sends to the parent over IPC. */
 export type ChildMessage =
-  | { type: 'ready'; port: number; domain: string; accounts: number; iterations: number; setupMs: number; dataDir: string }
+  | { type: 'ready'; port: number; httpPort: number; httpsPort: number; domain: string; accounts: number; iterations: number; setupMs: number; dataDir: string }
   | { type: 'cpu'; user: number; system: number; elu: { idle: number; active: number }; sessions: number; streams: number }
   | { type: 'mem'; rss: number; heapUsed: number; external: number }
   | { type: 'error'; message: string };
@@ -51,8 +51,8 @@ async function main(): Promise<void> {
     log_level: 'silent',
     storage: { driver: 'sqlite', path: 'parley.db' },
     c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'] },
-    // Not measured here; a free port, so a running server's 5280/5281 do not clash.
-    http: { port: 0, tls_port: null, interfaces: ['127.0.0.1'] },
+    // Free ports, so a running server's 5280/5281 do not clash (WebSocket: --transport ws|wss).
+    http: { port: 0, tls_port: 0, interfaces: ['127.0.0.1'] },
     // As in the tests: a failed login (a broken benchmark) is reported quickly.
     auth: { failure_delay: '50ms', max_failure_delay: '200ms' },
   });
@@ -111,6 +111,8 @@ async function main(): Promise<void> {
   const ready: ChildMessage = {
     type: 'ready',
     port: server.ports().c2s,
+    httpPort: server.ports().http!,
+    httpsPort: server.ports().https!,
     domain: config.domain,
     accounts,
     iterations: config.auth.scram_iterations,

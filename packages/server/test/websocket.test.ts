@@ -268,6 +268,13 @@ describe('XMPP over WebSocket (RFC 7395)', () => {
     assert.match(await f.next(/^<stream:error/), /bad-format/);
     await f.waitClosed();
 
+    // Invalid UTF-8 in a text message (RFC 6120 §11.6; the stream parser checks it, not the WebSocket layer).
+    const u = new RawWs(wsUrl);
+    await u.open();
+    u.ws.send(Buffer.from([0x3c, 0x70, 0x72, 0x65, 0x73, 0x65, 0x6e, 0x63, 0x65, 0xff, 0xfe, 0x2f, 0x3e]), { binary: false });
+    assert.match(await u.next(/^<stream:error/), /not-well-formed/);
+    await u.waitClosed();
+
     // Data before authentication other than SASL.
     const g = new RawWs(wsUrl);
     await g.open();

@@ -177,6 +177,8 @@ export class HttpService {
         maxPayload: config.limits.max_stanza_size + 16384,
         handleProtocols: (protocols: Set<string>) => (protocols.has('xmpp') ? 'xmpp' : false),
         perMessageDeflate: false,
+        // The stream parser decodes UTF-8 strictly (invalid input is a stream error, RFC 6120 §11.6); once is enough.
+        skipUTF8Validation: true,
       },
     });
     app.get(

@@ -58,7 +58,8 @@ export class WebSocketTransport implements StreamTransport {
         // RFC 7395 §3.2: XMPP is carried in text messages only.
         return receiver.streamError(new StreamError('bad-format', 'XMPP over WebSocket uses text messages (RFC 7395 §3.2)'));
       }
-      this.parser.feed(Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as Buffer));
+      // binaryType is 'nodebuffer' (ws's default): a Buffer, or its fragments.
+      this.parser.feed(Array.isArray(data) ? Buffer.concat(data) : (data as Buffer));
     });
   }
 
