@@ -28,6 +28,7 @@ export {
   defaultConfig,
   loadConfigFile,
   parseConfig,
+  registrationPolicy,
   resolveDataPath,
   type ConfigProblem,
 } from './load.ts';

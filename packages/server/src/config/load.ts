@@ -14,7 +14,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, describeValue, optionSetsAt, type ParleyConfig } from './schema.ts';
+import { configSchema, describeValue, optionSetsAt, type ParleyConfig, type REGISTER_POLICIES } from './schema.ts';
 
 /** The file name looked for in the working directory when no `--config` path is given. */
 export const DEFAULT_CONFIG_FILE = 'parley.yaml';
@@ -142,6 +142,16 @@ export function loadConfigFile(
 
   const config = validate(input, file, (segments) => lineOf(document, lineCounter, segments));
   return { config: resolveConfigPaths(config, dirname(file)), path: file };
+}
+
+/**
+ * The registration policy in force (XEP-0077, `modules.register.policy`): the configured one,
+ * or — when it is `null` — `open` on the embedded default domain `localhost` and `closed`
+ * elsewhere. `closed` too when the `register` module is disabled.
+ */
+export function registrationPolicy(config: Pick<ParleyConfig, 'domain' | 'modules'>): (typeof REGISTER_POLICIES)[number] {
+  if (config.modules.disabled.includes('register')) return 'closed';
+  return config.modules.register.policy ?? (config.domain === 'localhost' ? 'open' : 'closed');
 }
 
 /**

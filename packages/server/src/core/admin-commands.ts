@@ -1,5 +1,5 @@
 import { JID, StanzaError } from '@parley/xmpp';
-import { parseDuration, resolveDataPath } from '../config/index.ts';
+import { parseDuration, registrationPolicy, resolveDataPath } from '../config/index.ts';
 import { CommandRegistry } from './commands.ts';
 import { INVITE_KEY_FILE, createInvite, loadInviteKey } from './invites.ts';
 
@@ -88,7 +88,7 @@ ADMIN_COMMANDS.define({
     // Stateless tokens (core/invites.ts): an HMAC keyed with data_dir/invite.key; nothing to store.
     const key = loadInviteKey(resolveDataPath(config, INVITE_KEY_FILE));
     const invite = createInvite(key, config.domain, { validityMs, username });
-    const policy = config.modules.register.policy ?? (config.domain === 'localhost' ? 'open' : 'closed');
+    const policy = registrationPolicy(config);
     return [
       invite.token,
       `valid until ${invite.expires.toISOString()} for ${username === null ? 'any new username' : `${username}@${config.domain} only`}; give it in the registration form's 'token' field`,

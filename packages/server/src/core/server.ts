@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { SCRAM_MECHANISMS, StreamError, type ScramHash } from '@parley/xmpp';
-import { resolveDataPath, type ParleyConfig } from '../config/index.ts';
+import { registrationPolicy, resolveDataPath, type ParleyConfig } from '../config/index.ts';
 import { KvStore, openDatabase, type Database, type StorageConfig } from '../storage/index.ts';
 import { Hooks } from './hooks.ts';
 import { Router } from './router.ts';
@@ -166,7 +166,6 @@ export class Server {
       );
     }
     if (c.http.port !== null || c.http.tls_port !== null) {
-      const register = c.modules.disabled.includes('register') ? 'closed' : (c.modules.register.policy ?? (c.domain === 'localhost' ? 'open' : 'closed'));
       this.http = new HttpService({
         config: c,
         certificate: this.certificate,
@@ -174,7 +173,7 @@ export class Server {
         openStream: (transport) => {
           new C2SStream(transport, ctx);
         },
-        registrationOpen: register === 'open',
+        registrationOpen: registrationPolicy(c) === 'open',
       });
       await this.http.start();
     }

@@ -10,7 +10,7 @@ import {
   type StanzaErrorCondition,
   type XmlElement,
 } from '@parley/xmpp';
-import { resolveDataPath } from '../config/index.ts';
+import { registrationPolicy, resolveDataPath } from '../config/index.ts';
 import { HANDLED } from '../core/hooks.ts';
 import { INVITE_KEY_FILE, loadInviteKey, verifyInvite } from '../core/invites.ts';
 import { defineModule } from '../core/module.ts';
@@ -189,8 +189,7 @@ export const registerModule = defineModule({
   xeps: ['XEP-0077'],
   load(ctx) {
     const cfg = ctx.config.modules.register;
-    // null = automatic: open only on the embedded default domain.
-    const policy = cfg.policy ?? (ctx.config.domain === 'localhost' ? 'open' : 'closed');
+    const policy = registrationPolicy(ctx.config);
     const inviteKey = policy === 'invite' ? loadInviteKey(resolveDataPath(ctx.config, INVITE_KEY_FILE)) : null;
     const limiter = new RegistrationLimiter(cfg.rate_limit.max, cfg.rate_limit.window, cfg.exempt);
     ctx.every(Math.min(cfg.rate_limit.window, 10 * 60_000), () => limiter.prune());
