@@ -173,15 +173,15 @@ export class C2SStream implements Session, StreamReceiver {
     this.transport.openStream({ from: this.ctx.domain, id: this.id, to: fromJid?.toString() });
     this.headerSent = true;
     this.phase = 'open';
-    if (this.transport.framed) {
-      // RFC 7395 §3.3.2: <open/> in the framing namespace (BOSH transports present their session request the same way).
-      if (h.ns !== NS.FRAMING || h.name !== 'open') {
-        return this.close(new StreamError('invalid-namespace', `the stream must be opened with <open/> in ${NS.FRAMING}`));
+    // A framed transport's header is its own <open/> (RFC 7395 §3.3.2; BOSH's session request),
+    // which only its parser produces; the root element is checked on TCP streams alone.
+    if (!this.transport.framed) {
+      if (h.ns !== NS.STREAM || h.name !== 'stream') {
+        return this.close(new StreamError('invalid-namespace', `the stream element must be <stream> in ${NS.STREAM}`));
       }
-    } else if (h.ns !== NS.STREAM || h.name !== 'stream') {
-      return this.close(new StreamError('invalid-namespace', `the stream element must be <stream> in ${NS.STREAM}`));
-    } else if (h.prefix !== 'stream') {
-      return this.close(new StreamError('bad-namespace-prefix', "the stream element must use the 'stream' prefix"));
+      if (h.prefix !== 'stream') {
+        return this.close(new StreamError('bad-namespace-prefix', "the stream element must use the 'stream' prefix"));
+      }
     }
     if (h.contentNs !== NS.CLIENT) {
       return this.close(new StreamError('invalid-namespace', `the content namespace must be ${NS.CLIENT}`));

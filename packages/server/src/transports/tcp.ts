@@ -2,6 +2,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { NS, StreamError, XmlStreamParser, escapeAttr, type XmlStreamLimits } from '@parley/xmpp';
 import type { StreamOpen, StreamReceiver, StreamTransport } from './transport.ts';
+import { TurnCork, tlsExporter } from './socket-io.ts';
 
 const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
@@ -16,7 +17,7 @@ export class TcpTransport implements StreamTransport {
   private parser: XmlStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
   private onClose: (() => void) | null = null;
-  private corked = false;
+  private readonly cork = new TurnCork();
   private closed = false;
   private cb: Buffer | null | undefined;
   readonly remoteAddress: string;
@@ -69,14 +70,7 @@ export class TcpTransport implements StreamTransport {
   write(data: string): void {
     const s = this.socket;
     if (this.closed || !s.writable) return;
-    if (!this.corked) {
-      this.corked = true;
-      s.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        s.uncork();
-      });
-    }
+    this.cork.hold(s);
     s.write(data);
   }
 
@@ -97,10 +91,7 @@ export class TcpTransport implements StreamTransport {
     const raw = this.socket;
     if (!this.secureContext || this.secure) return Promise.reject(new Error('TLS not available'));
     // Flush <proceed/> before the handshake takes over the socket.
-    if (this.corked) {
-      this.corked = false;
-      raw.uncork();
-    }
+    this.cork.release();
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
@@ -117,14 +108,7 @@ export class TcpTransport implements StreamTransport {
 
   channelBinding(): Buffer | null {
     if (!this.secure) return null;
-    if (this.cb === undefined) {
-      try {
-        // RFC 9266 §2: tls-exporter channel binding.
-        this.cb = (this.socket as tls.TLSSocket).exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
-      } catch {
-        this.cb = null;
-      }
-    }
+    if (this.cb === undefined) this.cb = tlsExporter(this.socket as tls.TLSSocket);
     return this.cb;
   }
 
@@ -132,10 +116,7 @@ export class TcpTransport implements StreamTransport {
     if (this.closed) return;
     this.closed = true;
     const s = this.socket;
-    if (this.corked) {
-      this.corked = false;
-      s.uncork();
-    }
+    this.cork.release();
     s.end();
     // Do not wait for a peer that never closes its side.
     setTimeout(() => s.destroy(), 2000).unref();

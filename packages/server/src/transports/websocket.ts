@@ -2,6 +2,7 @@ import tls from 'node:tls';
 import type { WebSocket } from 'ws';
 import { FramedStreamParser, NS, StreamError, escapeAttr, type XmlStreamLimits } from '@parley/xmpp';
 import type { StreamOpen, StreamReceiver, StreamTransport } from './transport.ts';
+import { TurnCork, tlsExporter } from './socket-io.ts';
 
 /** RFC 7395 §3.3.2: the `<open/>` attributes after `from`, `id` and `to`. */
 const OPEN_TAIL = `version='1.0' xml:lang='en'`;
@@ -21,7 +22,7 @@ export class WebSocketTransport implements StreamTransport {
   private readonly tlsSocket: tls.TLSSocket | null;
   /** The connection under the WebSocket, corked while one event-loop turn's messages are queued. */
   private readonly socket: { cork(): void; uncork(): void } | null;
-  private corked = false;
+  private readonly cork = new TurnCork();
   private parser: FramedStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
   private onClose: (() => void) | null = null;
@@ -87,15 +88,7 @@ export class WebSocketTransport implements StreamTransport {
    */
   write(data: string): void {
     if (this.closed || this.ws.readyState !== this.ws.OPEN) return;
-    const socket = this.socket;
-    if (socket && !this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        socket.uncork();
-      });
-    }
+    if (this.socket) this.cork.hold(this.socket);
     this.ws.send(data);
   }
 
@@ -105,14 +98,7 @@ export class WebSocketTransport implements StreamTransport {
 
   /** RFC 9266 `tls-exporter` of the HTTPS connection under the WebSocket, when there is one. */
   channelBinding(): Buffer | null {
-    if (!this.tlsSocket) return null;
-    if (this.cb === undefined) {
-      try {
-        this.cb = this.tlsSocket.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding', Buffer.alloc(0));
-      } catch {
-        this.cb = null;
-      }
-    }
+    if (this.cb === undefined) this.cb = this.tlsSocket ? tlsExporter(this.tlsSocket) : null;
     return this.cb;
   }
 
