@@ -114,16 +114,27 @@ export class XmlElement {
    */
   toString(parentNs?: string): string {
     const ns = this.ns;
-    let scope: string;
-    let s = '<' + this.name;
     if (parentNs === undefined) {
       // Top level of a stream: stanzas inherit the stream's content namespace.
-      if (ns !== '' && !CONTENT_NAMESPACES.has(ns)) s += " xmlns='" + escapeAttr(ns) + "'";
-      scope = ns;
-    } else {
-      if (ns !== '' && ns !== parentNs) s += " xmlns='" + escapeAttr(ns) + "'";
-      scope = ns === '' ? parentNs : ns;
+      return this.write(ns !== '' && !CONTENT_NAMESPACES.has(ns) ? ns : null, ns);
     }
+    return this.write(ns !== '' && ns !== parentNs ? ns : null, ns === '' ? parentNs : ns);
+  }
+
+  /**
+   * Serializes a top-level element as a document of its own, as RFC 7395 §3.3.3 (WebSocket)
+   * and XEP-0206 §5 (BOSH) require: a stanza in `contentNs` (or built without a namespace)
+   * declares `xmlns='<contentNs>'`; other elements declare their own namespace as usual.
+   */
+  toDocument(contentNs: string): string {
+    const ns = this.ns === '' ? contentNs : this.ns;
+    return this.write(ns, ns);
+  }
+
+  /** The element with `xmlns='<xmlns>'` on it when not `null`; children serialized in `scope`. */
+  private write(xmlns: string | null, scope: string): string {
+    let s = '<' + this.name;
+    if (xmlns !== null) s += " xmlns='" + escapeAttr(xmlns) + "'";
     const attrs = this.attrs;
     for (const k in attrs) {
       const v = attrs[k];
@@ -138,17 +149,6 @@ export class XmlElement {
       s += typeof c === 'string' ? escapeText(c) : c.toString(scope);
     }
     return s + '</' + this.name + '>';
-  }
-
-  /**
-   * Serializes a top-level element as a document of its own, as RFC 7395 §3.3.3 (WebSocket)
-   * and XEP-0206 §5 (BOSH) require: a stanza in `contentNs` (or built without a namespace)
-   * declares `xmlns='<contentNs>'`; other elements declare their own namespace as usual.
-   */
-  toDocument(contentNs: string): string {
-    if (this.ns !== '' && this.ns !== contentNs) return this.toString(contentNs);
-    const s = this.toString(contentNs);
-    return '<' + this.name + " xmlns='" + escapeAttr(contentNs) + "'" + s.slice(this.name.length + 1);
   }
 }
 
