@@ -196,6 +196,16 @@ describe('errors name the option by its dotted path', () => {
     assertProblem({ port: 5222 }, 'port', /unknown option \(did you mean c2s\.port/);
   });
 
+  it('HTTP paths', () => {
+    assert.equal(parseConfig({ http: { chat: { path: '/' } } }).http.chat.path, '/');
+    assert.equal(parseConfig({ http: { websocket: { path: '/xmpp/ws' } } }).http.websocket.path, '/xmpp/ws');
+    assertProblem({ http: { chat: { path: '/chat/' } } }, 'http.chat.path', /no trailing "\/"/);
+    assertProblem({ http: { chat: { path: 'chat' } } }, 'http.chat.path', /absolute URL path/);
+    assertProblem({ http: { bosh: { path: '//x' } } }, 'http.bosh.path', /non-empty segments/);
+    assertProblem({ http: { chat: { path: '/%2e' } } }, 'http.chat.path', /no escapes/);
+    assertProblem({ http: { chat: { path: '/a/../b' } } }, 'http.chat.path', /without "\." or "\.\." segments/);
+  });
+
   it('unknown option in a section', () => {
     assertProblem({ tls: { foo: 1 } }, 'tls.foo', /^- tls\.foo: unknown option/);
     assertProblem({ c2s: { requre_encryption: true } }, 'c2s.requre_encryption', /did you mean "require_encryption"/);

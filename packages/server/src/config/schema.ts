@@ -294,10 +294,12 @@ function interfaces(defaults: string[]) {
     .default(() => [...defaults]);
 }
 
-/** An HTTP path: starts with `/`, no query or fragment. */
+/** An HTTP path: `/`, or `/`-separated non-empty segments of unreserved characters (no `.`/`..`, no trailing `/`). */
 function urlPath(def: string) {
+  const error = expecting('an absolute URL path such as "/chat": "/" or non-empty segments, no trailing "/", no escapes, query or fragment');
   return text('an absolute URL path such as "/chat"')
-    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/, { error: expecting('an absolute URL path such as "/chat" (no escapes, query or fragment)') })
+    .regex(/^(\/|(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+)$/, { error })
+    .refine((p) => !p.split('/').some((segment) => segment === '.' || segment === '..'), { error: expecting('a URL path without "." or ".." segments') })
     .default(def);
 }
 

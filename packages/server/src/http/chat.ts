@@ -19,6 +19,7 @@ import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import fastifyStatic from '@fastify/static';
+import { escapeAttr } from '@parley/xmpp';
 
 export interface ChatOptions {
   /** URL path of the page, e.g. `/chat` (`/` serves it at the root). */
@@ -35,23 +36,6 @@ export interface ChatOptions {
 export function converseDistDir(): string {
   // The package's `exports` hide package.json but expose ./dist/*.
   return dirname(createRequire(import.meta.url).resolve('converse.js/dist/converse.min.js'));
-}
-
-/** A path of the form `/a/b`, or '' for the root; throws on anything that needs URL escaping. */
-function normalizePath(path: string): string {
-  const p = path.replace(/\/+$/, '');
-  if (p !== '' && !/^(\/[A-Za-z0-9._~!$&'()*+,;=:@-]+)+$/.test(p)) {
-    throw new Error(`http.chat.path must be a URL path like /chat, got ${JSON.stringify(path)}`);
-  }
-  if (p.split('/').some((s) => s === '.' || s === '..')) {
-    throw new Error(`http.chat.path must not contain . or .. segments, got ${JSON.stringify(path)}`);
-  }
-  return p;
-}
-
-/** Escapes text for HTML element content and double-quoted attribute values. */
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** JSON safe inside a `<script type="application/json">` element (no `</script>`, no `<!--`). */
@@ -178,15 +162,15 @@ function pageHtml(path: string, opts: ChatOptions): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>${escapeHtml(opts.domain)} — chat</title>
-<link rel="icon" href="${escapeHtml(rel)}dist/images/favicon.ico">
-<link rel="stylesheet" href="${escapeHtml(rel)}dist/converse.min.css">
+<title>${escapeAttr(opts.domain)} — chat</title>
+<link rel="icon" href="${escapeAttr(rel)}dist/images/favicon.ico">
+<link rel="stylesheet" href="${escapeAttr(rel)}dist/converse.min.css">
 <script type="application/json" id="parley-chat-config">${jsonForScript(config)}</script>
-<script type="module" src="${escapeHtml(rel)}dist/converse.min.js"></script>
-<script type="module" src="${escapeHtml(rel)}parley-chat.js"></script>
+<script type="module" src="${escapeAttr(rel)}dist/converse.min.js"></script>
+<script type="module" src="${escapeAttr(rel)}parley-chat.js"></script>
 </head>
 <body class="converse-fullscreen">
-<noscript>This chat needs JavaScript. Any XMPP client works too: log in as <i>username</i>@${escapeHtml(opts.domain)}.</noscript>
+<noscript>This chat needs JavaScript. Any XMPP client works too: log in as <i>username</i>@${escapeAttr(opts.domain)}.</noscript>
 </body>
 </html>
 `;
@@ -199,7 +183,8 @@ function pageHtml(path: string, opts: ChatOptions): string {
  * to `<path>`.
  */
 export function registerChat(app: FastifyInstance, opts: ChatOptions): void {
-  const path = normalizePath(opts.path || '/chat');
+  // http.chat.path is validated by the config schema (`/`, or segments without a trailing `/`).
+  const path = opts.path === '/' ? '' : opts.path;
   const html = pageHtml(path, opts);
   const page = path === '' ? '/' : path;
 

@@ -156,7 +156,7 @@ export class HttpService {
     registerHostMeta(app, { websocketPath: h.websocket.enabled ? h.websocket.path : null, boshPath: h.bosh.enabled ? h.bosh.path : null });
     // The page talks to the WebSocket endpoint; without it there is nothing for it to do.
     if (h.chat.enabled && h.websocket.enabled) {
-      await registerChat(app, {
+      registerChat(app, {
         path: h.chat.path,
         domain: config.domain,
         websocketPath: h.websocket.path,
