@@ -170,6 +170,15 @@ function percentile(sorted: Float64Array, q: number): number {
   return sorted[i]!;
 }
 
+/** The latency fields of a result line from sorted latencies (ms). */
+function latencyFigures(sorted: Float64Array): { p50_ms: number; p99_ms: number; max_ms: number } {
+  return {
+    p50_ms: round(percentile(sorted, 0.5)),
+    p99_ms: round(percentile(sorted, 0.99)),
+    max_ms: round(sorted.length ? sorted[sorted.length - 1]! : Number.NaN),
+  };
+}
+
 function round(n: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
@@ -727,9 +736,7 @@ async function loginScenario(port: number, domain: string, iterations: number): 
       concurrency: CONCURRENCY,
       seconds: round(seconds, 3),
       per_second: round(done / seconds, 1),
-      p50_ms: round(percentile(sorted, 0.5)),
-      p99_ms: round(percentile(sorted, 0.99)),
-      max_ms: round(sorted.length ? sorted[sorted.length - 1]! : Number.NaN),
+      ...latencyFigures(sorted),
       ...cpuFigures(c0, seconds, done, serverNow),
       pinned,
       ...extra,
@@ -955,9 +962,7 @@ async function messageScenario(port: number, domain: string): Promise<boolean> {
       errors: errorsSeen,
       seconds: round(seconds, 3),
       per_second: round(deliveredTotal / seconds, 0),
-      p50_ms: round(percentile(sorted, 0.5)),
-      p99_ms: round(percentile(sorted, 0.99)),
-      max_ms: round(sorted.length ? sorted[sorted.length - 1]! : Number.NaN),
+      ...latencyFigures(sorted),
       ...cpuFigures(c0, seconds, deliveredTotal, serverNow),
       pinned,
       ...extra,
