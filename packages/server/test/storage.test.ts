@@ -22,6 +22,7 @@ import {
   KvStore,
   OfflineStore,
   RosterStore,
+  MucStore,
   type Database,
   type StorageConfig,
   type ScramCredentialsRow,
@@ -417,6 +418,48 @@ function storageSuite(backend: Backend): void {
       assert.equal(await offline.count(HOST, 'otto'), 0);
       assert.equal(await kv.get(HOST, 'otto', 'vcard', ''), null);
       assert.equal(await new RosterStore(database).count(HOST, 'otto'), 0);
+    });
+
+    test('MUC rooms, affiliations and archive: stored, replaced, read back in order, deleted with the room', async () => {
+      const muc = new MucStore(database, 'conference.example.org');
+      const other = new MucStore(database, 'rooms.example.net');
+      await muc.saveRoom({ name: 'lobby', config: '{"a":1}', subject: null, createdAt: 1_700_000_000_000 });
+      await muc.saveRoom({ name: 'lobby', config: '{"a":2}', subject: '{"text":"hi"}', createdAt: 1 });
+      await other.saveRoom({ name: 'lobby', config: '{}', subject: null, createdAt: 5 });
+      assert.deepEqual(await muc.rooms(), [{ name: 'lobby', config: '{"a":2}', subject: '{"text":"hi"}', createdAt: 1_700_000_000_000 }]);
+      await muc.saveSubject('lobby', null);
+      assert.equal((await muc.rooms())[0]!.subject, null);
+      await muc.replaceAffiliations('lobby', [
+        { jid: 'owner@example.org', affiliation: 'owner', nick: null, reason: null },
+        { jid: 'troll@example.org', affiliation: 'outcast', nick: null, reason: 'spam' },
+      ]);
+      await muc.replaceAffiliations('lobby', [
+        { jid: 'owner@example.org', affiliation: 'owner', nick: 'Boss', reason: null },
+        { jid: 'm@example.org', affiliation: 'member', nick: null, reason: null },
+      ]);
+      assert.deepEqual((await muc.affiliations('lobby')).map((a) => [a.jid, a.affiliation, a.nick]), [
+        ['m@example.org', 'member', null],
+        ['owner@example.org', 'owner', 'Boss'],
+      ]);
+      const rows = Array.from({ length: 5 }, (_, i) => ({
+        room: 'lobby',
+        id: `id-${i}`,
+        stamp: 1_700_000_000_000 + i,
+        nick: 'n',
+        sender: 'owner@example.org',
+        stanza: `<message><body>${i}</body></message>`,
+      }));
+      await muc.append(rows.slice(0, 2));
+      await muc.append(rows.slice(2));
+      assert.deepEqual((await muc.latest('lobby', 3)).map((m) => m.stanza), [2, 3, 4].map((i) => `<message><body>${i}</body></message>`));
+      assert.equal((await muc.latest('lobby', 3))[0]!.stamp, 1_700_000_000_002);
+      await assert.rejects(muc.append([rows[0]!]), 'an archived id is unique per room');
+      await muc.deleteRoom('lobby');
+      assert.deepEqual(await muc.rooms(), []);
+      assert.deepEqual(await muc.affiliations('lobby'), []);
+      assert.deepEqual(await muc.latest('lobby', 10), []);
+      assert.equal((await other.rooms()).length, 1, 'another service keeps its room of the same name');
+      await other.deleteRoom('lobby');
     });
   });
 }

@@ -9,3 +9,4 @@ export * from './jid.ts';
 export * from './precis.ts';
 export * from './caps.ts';
 export * from './extension.ts';
+export * from './forms.ts';

@@ -23,6 +23,23 @@ export const NS = {
   SASL_CB: 'urn:xmpp:sasl-cb:0',
   DATA_FORMS: 'jabber:x:data',
   DELAY: 'urn:xmpp:delay',
+  /** XEP-0045 §19.1: multi-user chat (join element, `muc#user`, `muc#admin`, `muc#owner`, forms). */
+  MUC: 'http://jabber.org/protocol/muc',
+  MUC_USER: 'http://jabber.org/protocol/muc#user',
+  MUC_ADMIN: 'http://jabber.org/protocol/muc#admin',
+  MUC_OWNER: 'http://jabber.org/protocol/muc#owner',
+  MUC_ROOMCONFIG: 'http://jabber.org/protocol/muc#roomconfig',
+  MUC_ROOMINFO: 'http://jabber.org/protocol/muc#roominfo',
+  MUC_REQUEST: 'http://jabber.org/protocol/muc#request',
+  MUC_STABLE_ID: 'http://jabber.org/protocol/muc#stable_id',
+  /** XEP-0410 §3: the room answers self-pings itself. */
+  MUC_SELF_PING: 'http://jabber.org/protocol/muc#self-ping-optimization',
+  /** XEP-0421: anonymous unique occupant identifiers. */
+  OCCUPANT_ID: 'urn:xmpp:occupant-id:0',
+  /** XEP-0359: unique and stable stanza IDs. */
+  SID: 'urn:xmpp:sid:0',
+  /** XEP-0249: direct MUC invitations. */
+  CONFERENCE: 'jabber:x:conference',
   /** RFC 7395 §3.3: XMPP over WebSocket framing (`<open/>`, `<close/>`). */
   FRAMING: 'urn:ietf:params:xml:ns:xmpp-framing',
   /** XEP-0124 §4: the BOSH `<body/>` wrapper. */

@@ -266,7 +266,7 @@ export const DEFAULT_SASL_MECHANISMS: readonly SaslMechanism[] = [
  * The built-in modules that `modules.disabled` may name. A new built-in module adds its
  * name here (the module loader refuses names it does not know).
  */
-export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time', 'presence', 'offline', 'vcard', 'private', 'register', 'caps', 'legacyauth', 'blocking', 'last'] as const;
+export const BUILTIN_MODULES = ['disco', 'ping', 'version', 'time', 'presence', 'offline', 'vcard', 'private', 'register', 'caps', 'legacyauth', 'blocking', 'last', 'muc'] as const;
 
 /** The name of a built-in module. */
 export type BuiltinModuleName = (typeof BUILTIN_MODULES)[number];
@@ -664,6 +664,45 @@ const serverInfoSchema = section(
   }),
 );
 
+/** Who may create rooms on the MUC service (`modules.muc.creation`). */
+export const MUC_CREATION = ['anyone', 'local', 'admins'] as const;
+
+/** A bare JID option (`user@domain`), checked for shape; the MUC module prepares it. */
+const bareJidSchema = z
+  .string({ error: expecting('a bare JID such as "admin@example.com"') })
+  .regex(/^[^@/\s]+@[^@/\s]+$/, { error: (issue) => `expected a bare JID such as "admin@example.com", got ${describeValue(issue.input)}` });
+
+/**
+ * `modules.muc`: the multi-user chat service (XEP-0045) of the domain: its host, who may
+ * create rooms, service administrators, discussion history, and the configuration new
+ * rooms start with (muc#roomconfig, XEP-0045 §15.5.3).
+ */
+const mucSchema = section(
+  z.strictObject({
+    host: domainSchema.nullable().default(null),
+    name: text().default('Chatrooms'),
+    creation: z.enum(MUC_CREATION, { error: expecting('one of anyone, local, admins') }).default('local'),
+    admins: z.array(bareJidSchema, { error: expecting('a list of bare JIDs') }).default(() => []),
+    history_length: integer(0, 1000).default(20),
+    max_users: integer(1, 1_000_000).default(1000),
+    groupchat_1_0: flag().default(true),
+    default_room: section(
+      z.strictObject({
+        public: flag().default(true),
+        persistent: flag().default(false),
+        members_only: flag().default(false),
+        moderated: flag().default(false),
+        whois: z.enum(['moderators', 'anyone'], { error: expecting('moderators or anyone') }).default('moderators'),
+        allow_pm: z.enum(['anyone', 'participants', 'moderators', 'none'], { error: expecting('anyone, participants, moderators or none') }).default('anyone'),
+        allow_invites: flag().default(false),
+        change_subject: flag().default(false),
+        logging: flag().default(false),
+        max_users: integer(1, 1_000_000).default(200),
+      }),
+    ),
+  }),
+);
+
 /** `modules`: which built-in modules run, and which third-party modules load (ARCHITECTURE.md §3). */
 const modulesSchema = section(
   z.strictObject({
@@ -697,6 +736,7 @@ const modulesSchema = section(
         max_messages: integer(1).default(500),
       }),
     ),
+    muc: mucSchema,
     // XEP-0078 Non-SASL authentication (jabber:iq:auth): obsolete, off unless asked for.
     legacyauth: section(
       z.strictObject({

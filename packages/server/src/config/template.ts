@@ -165,7 +165,7 @@ storage:
 # Server modules (features).
 modules:
   # Built-in modules to turn off: disco, ping, version, time, presence, offline, vcard, private, register, blocking, last, caps,
-  # legacyauth.
+  # legacyauth, muc.
   disabled: []
   # Third-party modules to load: file paths or npm package names.
   extra: []
@@ -206,6 +206,47 @@ modules:
   offline:
     # Messages kept per account while it is offline; beyond it senders get service-unavailable.
     max_messages: 500
+  # Multi-user chat (XEP-0045): group chat rooms on a service of their own.
+  muc:
+    # The service's address; null = conference.<domain>.
+    host: null
+    # The service's name in service discovery.
+    name: Chatrooms
+    # Who may create rooms: anyone (any JID, also of other servers), local (accounts of
+    # this server), admins (only the JIDs listed in admins).
+    creation: local
+    # Bare JIDs that own every room (they may configure and destroy any room).
+    admins: []
+    # Messages of discussion history a room keeps and sends on join, at most; an owner may
+    # lower it for a room (muc#maxhistoryfetch).
+    history_length: 20
+    # The largest room an owner may configure (muc#roomconfig_maxusers).
+    max_users: 1000
+    # Accept a join without the <x xmlns='http://jabber.org/protocol/muc'/> element, as
+    # very old clients send it (groupchat 1.0); false = answer it with a kick (status 333).
+    groupchat_1_0: true
+    # The configuration a new room starts with (its owner may change it).
+    default_room:
+      # Listed in the service's room list (muc#roomconfig_publicroom).
+      public: true
+      # Kept when the last occupant leaves, and across restarts.
+      persistent: false
+      # Only members may enter.
+      members_only: false
+      # Only occupants with voice may speak.
+      moderated: false
+      # Who sees occupants' real JIDs: moderators or anyone.
+      whois: moderators
+      # Who may send private messages: anyone, participants, moderators or none.
+      allow_pm: anyone
+      # Members may invite others (in members-only rooms invitations add members).
+      allow_invites: false
+      # Participants (not only moderators) may change the subject.
+      change_subject: false
+      # Announce that the room is logged publicly (muc#roomconfig_enablelogging).
+      logging: false
+      # Occupants at most (muc#roomconfig_maxusers).
+      max_users: 200
   # Non-SASL authentication (XEP-0078, jabber:iq:auth), obsolete: only for very old clients.
   legacyauth:
     # Offer it (plain password over TLS only; digest is not possible with SCRAM-only storage).

@@ -95,3 +95,32 @@ export class DiscoInfo {
     );
   }
 }
+
+/** A service discovery item (XEP-0030 §4.1). */
+export interface DiscoItem {
+  jid: string;
+  name?: string;
+  node?: string;
+}
+
+/**
+ * The items of an entity (XEP-0030 §4): for the server, its services (MUC, pubsub, upload …),
+ * which modules add when they load and remove when they unload.
+ */
+export class DiscoItems {
+  private items: DiscoItem[] = [];
+
+  /** Adds an item; returns a function that removes it. */
+  add(item: DiscoItem): () => void {
+    this.items.push(item);
+    return () => {
+      const i = this.items.indexOf(item);
+      if (i >= 0) this.items.splice(i, 1);
+    };
+  }
+
+  /** The `<query xmlns='…disco#items'/>` payload (XEP-0030 §4.1). */
+  toQuery(): XmlElement {
+    return xml('query', { xmlns: NS.DISCO_ITEMS }, this.items.map((i) => xml('item', { jid: i.jid, name: i.name, node: i.node })));
+  }
+}

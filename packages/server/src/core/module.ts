@@ -2,7 +2,7 @@ import { StanzaError, type XmlElement } from '@parley/xmpp';
 import { Router, type IqHandler, type StanzaEvent } from './router.ts';
 import { HANDLED, type HookHandler, type Hooks } from './hooks.ts';
 import type { SessionManager } from './session.ts';
-import type { DiscoInfo } from './disco.ts';
+import type { DiscoInfo, DiscoItems } from './disco.ts';
 import type { Logger } from './logger.ts';
 import type { ParleyConfig } from '../config/index.ts';
 import type { Database, KvStore } from '../storage/index.ts';
@@ -27,8 +27,8 @@ export interface ModuleContext {
   readonly kv: KvStore;
   readonly accounts: AccountService;
   readonly log: Logger;
-  /** Service discovery of the server itself (XEP-0030). */
-  readonly disco: { host: DiscoInfo; account: DiscoInfo };
+  /** Service discovery of the server itself (XEP-0030): its info, accounts' info, the server's items. */
+  readonly disco: { host: DiscoInfo; account: DiscoInfo; items: DiscoItems };
   /** Registers a hook handler (see {@link Hooks}). */
   on<P>(event: string, handler: HookHandler<P>, priority?: number): void;
   /**
@@ -73,7 +73,7 @@ export interface ModuleHost {
   kv: KvStore;
   accounts: AccountService;
   log: Logger;
-  disco: { host: DiscoInfo; account: DiscoInfo };
+  disco: { host: DiscoInfo; account: DiscoInfo; items: DiscoItems };
   streamFeatures: StreamFeatureProvider[];
 }
 

@@ -20,6 +20,13 @@ export interface StanzaEvent {
   kind: AddressKind;
 }
 
+/**
+ * A component's stanza handler (ARCHITECTURE §2): every stanza addressed to the
+ * component's domain (any local or resource part), `from` stamped and trusted. It
+ * may throw a StanzaError, which the router turns into the error reply.
+ */
+export type ComponentHandler = (stanza: XmlElement, from: JID, to: JID) => void;
+
 /** An iq request handler: returns the payload of the result (or `null` for an empty result); throws a StanzaError to fail. */
 export type IqHandler = (ev: StanzaEvent) => XmlElement | null | Promise<XmlElement | null>;
 
@@ -43,6 +50,7 @@ export class Router {
   private hosts: Set<string>;
   private log: Logger;
   private pending = new Map<string, PendingIq>();
+  private components = new Map<string, ComponentHandler>();
 
   constructor(opts: { hooks: Hooks; sessions: SessionManager; hosts: Iterable<string>; log: Logger }) {
     this.hooks = opts.hooks;
@@ -57,9 +65,27 @@ export class Router {
     return this.hosts.has(domain);
   }
 
-  /** Adds a locally served domain (a virtual host or an internal component). */
+  /** Adds a locally served domain (a virtual host). */
   addHost(domain: string): void {
     this.hosts.add(domain);
+  }
+
+  /**
+   * Makes `domain` a component (a MUC service, pubsub, an external XEP-0114
+   * component): every stanza to it goes to `handler`, whoever sends it. Returns a
+   * function that removes the component. Throws when the domain is already served.
+   */
+  addComponent(domain: string, handler: ComponentHandler): () => void {
+    if (this.hosts.has(domain) || this.components.has(domain)) throw new Error(`${domain} is already served`);
+    this.components.set(domain, handler);
+    return () => {
+      if (this.components.get(domain) === handler) this.components.delete(domain);
+    };
+  }
+
+  /** `true` when `domain` is a component of this server (see {@link addComponent}). */
+  isComponent(domain: string): boolean {
+    return this.components.has(domain);
   }
 
   /**
@@ -84,6 +110,24 @@ export class Router {
         return;
       }
       to = parsed;
+    }
+    this.routeTo(stanza, from, to, origin);
+  }
+
+  /**
+   * {@link route} for a caller that holds the addresses parsed already (a component's
+   * fan-out): `from` and `to` must be what the stanza's attributes say (`to` is the
+   * sender's bare JID when the stanza has none).
+   */
+  routeTo(stanza: XmlElement, from: JID, to: JID, origin: Session | null = null): void {
+    const component = this.components.get(to.domain);
+    if (component !== undefined) {
+      try {
+        component(stanza, from, to);
+      } catch (err) {
+        this.fail({ stanza, from, to, origin, kind: 'host' }, err);
+      }
+      return;
     }
     const kind: AddressKind = !this.hosts.has(to.domain)
       ? 'remote'

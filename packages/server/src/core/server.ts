@@ -8,7 +8,7 @@ import { KvStore, openDatabase, type Database, type StorageConfig } from '../sto
 import { Hooks } from './hooks.ts';
 import { Router } from './router.ts';
 import { SessionManager } from './session.ts';
-import { DiscoInfo } from './disco.ts';
+import { DiscoInfo, DiscoItems } from './disco.ts';
 import { AccountService } from './accounts.ts';
 import { AuthThrottle } from './auth-throttle.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -52,7 +52,7 @@ export class Server {
   readonly hooks = new Hooks();
   readonly sessions = new SessionManager();
   readonly router: Router;
-  readonly disco = { host: new DiscoInfo(), account: new DiscoInfo() };
+  readonly disco = { host: new DiscoInfo(), account: new DiscoInfo(), items: new DiscoItems() };
   storage!: Database;
   accounts!: AccountService;
   certificate!: CertificatePair;

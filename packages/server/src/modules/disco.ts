@@ -99,7 +99,6 @@ export const discoModule = defineModule({
     // login; offered after authentication, computed afresh when a module changed the features.
     ctx.streamFeature({ feature: ({ authenticated }) => (authenticated ? caps.element() : null) });
 
-    const items = new Map<string, { jid: string; name?: string }>();
     ctx.iq('host', NS.DISCO_INFO, {
       get: (ev) => {
         const node = ev.stanza.getChild('query', NS.DISCO_INFO)?.attrs.node;
@@ -113,7 +112,7 @@ export const discoModule = defineModule({
       get: (ev) => {
         const node = ev.stanza.getChild('query', NS.DISCO_ITEMS)?.attrs.node;
         if (node !== undefined) throw new StanzaError('item-not-found', `no node '${node}'`);
-        return xml('query', { xmlns: NS.DISCO_ITEMS }, [...items.values()].map((i) => xml('item', { jid: i.jid, name: i.name })));
+        return ctx.disco.items.toQuery();
       },
     });
     ctx.iq('bare', NS.DISCO_INFO, {

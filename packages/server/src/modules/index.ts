@@ -5,6 +5,7 @@ import { discoModule } from './disco.ts';
 import { presenceModule } from './im/index.ts';
 import { offlineModule } from './im/offline.ts';
 import { lastModule } from './last.ts';
+import { mucModule } from './muc/index.ts';
 import { legacyAuthModule } from './legacyauth.ts';
 import { pingModule } from './ping.ts';
 import { privateModule } from './private.ts';
@@ -14,4 +15,4 @@ import { vcardModule } from './vcard.ts';
 import { versionModule } from './version.ts';
 
 /** The built-in modules, in load order; `modules.disabled` names the ones to skip. */
-export const BUILTIN: readonly ModuleDefinition[] = [discoModule, pingModule, versionModule, timeModule, presenceModule, offlineModule, vcardModule, privateModule, registerModule, blockingModule, lastModule, capsModule, legacyAuthModule];
+export const BUILTIN: readonly ModuleDefinition[] = [discoModule, pingModule, versionModule, timeModule, presenceModule, offlineModule, vcardModule, privateModule, registerModule, blockingModule, lastModule, capsModule, legacyAuthModule, mucModule];

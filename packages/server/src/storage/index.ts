@@ -30,3 +30,4 @@ export {
 export * from './kv.ts';
 export * from './roster.ts';
 export * from './offline.ts';
+export * from './muc.ts';

@@ -121,4 +121,61 @@ export const migrations: Readonly<Record<string, StorageMigration>> = {
       await db.schema.dropTable('roster_items').execute();
     },
   },
+  '0003_muc': {
+    async up(db) {
+      // XEP-0045 §10.2: persistent rooms. `service` is the MUC host (conference.<domain>),
+      // `name` the prepared room localpart; `config` the room configuration as JSON
+      // (muc#roomconfig, §15.5.3); `subject` the current subject as JSON or null (§8.1).
+      await db.schema
+        .createTable('muc_rooms')
+        .addColumn('service', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('muc_rooms_pk', ['service', 'name'])
+        .execute();
+      // XEP-0045 §5.2: affiliations of a persistent room, by bare JID (owner, admin, member,
+      // outcast); `nick` a reserved nickname (§7.10), `reason` the reason given (§9.1).
+      await db.schema
+        .createTable('muc_affiliations')
+        .addColumn('service', 'text', (c) => c.notNull())
+        .addColumn('room', 'text', (c) => c.notNull())
+        .addColumn('jid', 'text', (c) => c.notNull())
+        .addColumn('affiliation', 'text', (c) => c.notNull())
+        .addColumn('nick', 'text')
+        .addColumn('reason', 'text')
+        .addPrimaryKeyConstraint('muc_affiliations_pk', ['service', 'room', 'jid'])
+        .addForeignKeyConstraint('muc_affiliations_room_fk', ['service', 'room'], 'muc_rooms', ['service', 'name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      // The room archive: groupchat messages of persistent rooms, for discussion history
+      // (XEP-0045 §7.2.14) and, later, message archive queries (XEP-0313 §4 on a room).
+      // `id` is the XEP-0359 stanza-id the room stamped (it sorts in arrival order);
+      // `stamp` ms since epoch; `nick` the sender's room nickname; `sender` the sender's
+      // real bare JID (for non-anonymous archives and moderation); `stanza` the message as
+      // reflected, without 'to'.
+      await db.schema
+        .createTable('muc_messages')
+        .addColumn('service', 'text', (c) => c.notNull())
+        .addColumn('room', 'text', (c) => c.notNull())
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('stamp', 'bigint', (c) => c.notNull())
+        .addColumn('nick', 'text', (c) => c.notNull())
+        .addColumn('sender', 'text', (c) => c.notNull())
+        .addColumn('stanza', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('muc_messages_pk', ['service', 'room', 'id'])
+        .addForeignKeyConstraint('muc_messages_room_fk', ['service', 'room'], 'muc_rooms', ['service', 'name'], (fk) =>
+          fk.onDelete('cascade'),
+        )
+        .execute();
+      await db.schema.createIndex('muc_messages_stamp_idx').on('muc_messages').columns(['service', 'room', 'stamp']).execute();
+    },
+    async down(db) {
+      await db.schema.dropTable('muc_messages').execute();
+      await db.schema.dropTable('muc_affiliations').execute();
+      await db.schema.dropTable('muc_rooms').execute();
+    },
+  },
 };

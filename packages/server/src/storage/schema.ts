@@ -99,12 +99,49 @@ export interface OfflineMessagesTable {
 }
 
 /** The whole database as Kysely sees it: table name → row type. */
+/** `muc_rooms`: persistent rooms of a MUC service (see migration 0003_muc). */
+export interface MucRoomsTable {
+  service: string;
+  name: string;
+  /** The room configuration, JSON. */
+  config: string;
+  /** The subject, JSON, or null when none was set. */
+  subject: string | null;
+  created_at: number;
+}
+
+/** `muc_affiliations`: a persistent room's affiliations by bare JID (see migration 0003_muc). */
+export interface MucAffiliationsTable {
+  service: string;
+  room: string;
+  jid: string;
+  /** `owner`, `admin`, `member` or `outcast` (XEP-0045 §5.2). */
+  affiliation: string;
+  nick: string | null;
+  reason: string | null;
+}
+
+/** `muc_messages`: the archive of persistent rooms (see migration 0003_muc). */
+export interface MucMessagesTable {
+  service: string;
+  room: string;
+  /** XEP-0359 stanza-id; sorts in arrival order. */
+  id: string;
+  stamp: number;
+  nick: string;
+  sender: string;
+  stanza: string;
+}
+
 export interface Schema {
   accounts: AccountsTable;
   scram_credentials: ScramCredentialsTable;
   kv_store: KvStoreTable;
   roster_items: RosterItemsTable;
   offline_messages: OfflineMessagesTable;
+  muc_rooms: MucRoomsTable;
+  muc_affiliations: MucAffiliationsTable;
+  muc_messages: MucMessagesTable;
 }
 
 export type AccountRow = Selectable<AccountsTable>;
