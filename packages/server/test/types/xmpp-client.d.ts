@@ -7,6 +7,7 @@ declare module '@xmpp/client' {
     is(name: string, xmlns?: string): boolean;
     getChild(name: string, xmlns?: string): Element | undefined;
     getChildText(name: string, xmlns?: string): string | null;
+    getChildren(name: string, xmlns?: string): Element[];
     toString(): string;
   }
   export interface Client {
@@ -18,6 +19,7 @@ declare module '@xmpp/client' {
     on(event: 'online', fn: (jid: { toString(): string }) => void): void;
     on(event: 'error' | 'offline' | 'status', fn: (arg: unknown) => void): void;
     iqCaller: { request(el: Element, timeout?: number): Promise<Element> };
+    iqCallee: { get(ns: string, name: string, handler: (ctx: unknown) => unknown): void; set(ns: string, name: string, handler: (ctx: unknown) => unknown): void };
   }
   export function client(opts: {
     service: string;
@@ -26,5 +28,5 @@ declare module '@xmpp/client' {
     username?: string;
     password?: string;
   }): Client;
-  export function xml(name: string, attrs?: Record<string, string | undefined>, ...children: Array<Element | string>): Element;
+  export function xml(name: string, attrs?: Record<string, string | undefined>, ...children: Array<Element | string | null | Array<Element | string>>): Element;
 }

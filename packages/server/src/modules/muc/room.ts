@@ -44,6 +44,8 @@ export interface RoomHost {
   isServiceAdmin(bare: JID): boolean;
   /** The room's state changed: store it (persistent room) or forget it (temporary). */
   save(room: Room): void;
+  /** Answers presence without the MUC `<x/>` from a non-occupant with the §7.2.20 kick. */
+  kickNonOccupant(from: JID, to: JID): void;
   /** Archives a groupchat message of a persistent room. */
   archive(room: Room, entry: HistoryEntry): void;
   /** The room is gone (destroyed, or a temporary room left empty). */
@@ -264,19 +266,7 @@ export class Room {
     }
     if (!x && !this.host.groupchat10) {
       // §7.2.20 (since 1.32): presence without <x/> from a non-occupant gets an explicit kick.
-      const kick = xml(
-        'presence',
-        { from: to.toString(), type: 'unavailable' },
-        xml(
-          'x',
-          { xmlns: NS.MUC_USER },
-          xml('item', { affiliation: 'none', role: 'none' }, xml('reason', null, 'You are not in the room.')),
-          xml('status', { code: S.SELF }),
-          xml('status', { code: S.KICKED }),
-          xml('status', { code: S.ERROR }),
-        ),
-      );
-      this.sendTo(kick, this.jid.withResource(to.resource), from);
+      this.host.kickNonOccupant(from, to);
       return;
     }
     this.join(stanza, from, to.resource, x);

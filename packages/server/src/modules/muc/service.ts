@@ -90,6 +90,11 @@ export class MucService implements RoomHost {
     }
     // §7.2 / §10.1.1: available presence to an unknown room creates it, if allowed.
     if (stanza.name === 'presence' && stanza.attrs.type === undefined && to.resource !== '') {
+      if (!stanza.getChild('x', NS.MUC) && !this.groupchat10) {
+        // §7.2.20: without the MUC <x/> this is a desynchronized client, not a creation.
+        this.kickNonOccupant(from, to);
+        return;
+      }
       if (!this.mayCreate(from)) {
         this.bounce(stanza, new StanzaError('not-allowed', 'you may not create rooms on this service'));
         return;
@@ -102,6 +107,24 @@ export class MucService implements RoomHost {
     if (stanza.name === 'presence' || stanza.attrs.type === 'error' || stanza.attrs.type === 'result') return;
     // §17.2 rule 3: the room does not exist.
     this.bounce(stanza, new StanzaError('item-not-found', `there is no room ${to.bareString()}`));
+  }
+
+  /**
+   * The answer to presence without the MUC `<x/>` from somebody not in the room when
+   * groupchat 1.0 entry is off (XEP-0045 §7.2.20): unavailable with 110, 307 and 333.
+   */
+  kickNonOccupant(from: JID, to: JID): void {
+    const kick = xml(
+      'presence',
+      { from: to.toString(), to: from.toString(), type: 'unavailable' },
+      xml(
+        'x',
+        { xmlns: NS.MUC_USER },
+        xml('item', { affiliation: 'none', role: 'none' }, xml('reason', null, 'You are not in the room.')),
+        [110, 307, 333].map((code) => xml('status', { code })),
+      ),
+    );
+    this.send(kick, to, from);
   }
 
   private mayCreate(from: JID): boolean {
