@@ -470,6 +470,28 @@ describe('XEP-0045 rooms across a restart, and the groupchat 1.0 kick', () => {
     }
   });
 
+  test('a client that disconnects leaves its rooms (its server sends the unavailable); shutdown tells occupants 332', async () => {
+    const srv = await startTestServer();
+    let stopped = false;
+    try {
+      for (const u of ['alice', 'bob']) await srv.createUser(u, `${u}-pw`);
+      const a = await xmppjs(srv.port, 'alice', 'alice-pw', 'r');
+      const b = await xmppjs(srv.port, 'bob', 'bob-pw', 'r');
+      await createRoom(a, 'bye', 'Alice');
+      await join(b, 'bye', 'Bob');
+      await b.stop();
+      assert.deepEqual(codes(await a.next(presenceFrom(`bye@${SERVICE}/Bob`, 'unavailable'))), []);
+      const stopping = srv.stop();
+      stopped = true;
+      const shutdown = await a.next(presenceFrom(`bye@${SERVICE}/Alice`, 'unavailable'));
+      assert.deepEqual(codes(shutdown), [110, 332]);
+      await stopping;
+      await a.stop();
+    } finally {
+      if (!stopped) await srv.stop();
+    }
+  });
+
   test('with groupchat_1_0 off, presence without <x/> from a non-occupant gets the 110/307/333 kick (§7.2.20)', async () => {
     const srv = await startTestServer({ modules: { muc: { groupchat_1_0: false } } });
     try {

@@ -19,7 +19,8 @@ interface Entry<P> {
  *
  * Event names follow the addressing: `iq/host/<ns>`, `iq/bare/<ns>`,
  * `iq/full`, `message/bare`, `message/full`, `presence/bare`, … and lifecycle
- * events (`session/started`, `session/ended`, `user/registered`, `user/deleted`).
+ * events (`session/started`, `session/ended`, `user/registered`, `user/deleted`, and
+ * `server/stopping`, fired before the streams close at shutdown).
  */
 export class Hooks {
   private handlers = new Map<string, Entry<never>[]>();

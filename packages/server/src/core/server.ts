@@ -210,6 +210,12 @@ export class Server {
     // Stop accepting; the listeners finish closing once their connections are gone.
     const closing = Promise.all([this.listeners.c2s?.close(), this.listeners.directTls?.close()]);
     this.listeners = { c2s: null, directTls: null };
+    // Modules say goodbye while the streams are still open (e.g. MUC status 332, XEP-0045 §16.2).
+    try {
+      await this.hooks.emit('server/stopping', {});
+    } catch (err) {
+      this.log.error({ err }, 'server/stopping hook failed');
+    }
     for (const s of [...this.streams]) s.close(new StreamError('system-shutdown', 'the server is shutting down'));
     await closing;
     await this.http?.close();

@@ -115,3 +115,14 @@ function runPython(argv: string[]): SliRun {
     },
   };
 }
+
+const MUC_SCRIPT = fileURLToPath(new URL('../interop/slixmpp_muc.py', import.meta.url));
+
+/**
+ * Runs `slixmpp_muc.py PORT JID PASSWORD`: slixmpp with its xep_0045 plugin as a
+ * multi-user chat client, printing every presence and message from the MUC service and
+ * executing JSON commands written to its standard input (see the script's docstring).
+ */
+export function runSlixmppMuc(port: number, jid: string, password: string): SliRun {
+  return runPython([MUC_SCRIPT, String(port), jid, password]);
+}

@@ -190,8 +190,6 @@ export class PresenceService {
 
   /** Unavailable presence to everyone who saw the user (RFC 6121 §4.5.2, §4.6.3). */
   broadcastUnavailable(stanza: XmlElement | null, session: Session, items?: RosterItem[]): void {
-    if (session.presence === null) return;
-    session.presence = null;
     const from = session.jid.toString();
     const make = (to: string) => {
       const p = stanza ? stanza.clone() : xml('presence', { type: 'unavailable' });
@@ -203,6 +201,13 @@ export class PresenceService {
     };
     const directed = (session.data.get(DIRECTED) as Set<string> | undefined) ?? new Set<string>();
     session.data.delete(DIRECTED);
+    if (session.presence === null) {
+      // §4.6.3: directed presence is undone even when the resource never broadcast presence
+      // (a bot that only joined chat rooms, XEP-0045 §7.2).
+      for (const j of directed) this.route(make(j));
+      return;
+    }
+    session.presence = null;
     const sendAll = (list: RosterItem[]) => {
       const done = new Set<string>();
       for (const i of list) {

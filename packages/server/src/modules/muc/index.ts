@@ -22,6 +22,8 @@ export const mucModule = defineModule({
     await service.load();
     ctx.onUnload(ctx.router.addComponent(domain, (stanza, from, to) => service.handle(stanza, from, to)));
     ctx.onUnload(ctx.disco.items.add({ jid: domain, name: muc.name }));
+    // XEP-0045 §16.2: occupants learn of the shutdown (332) while their streams are still open.
+    ctx.on('server/stopping', () => service.shutdown());
     ctx.onUnload(() => service.close());
     ctx.log.debug({ domain, rooms: service.size }, 'muc: service ready');
   },

@@ -238,9 +238,14 @@ export class MucService implements RoomHost {
     });
   }
 
-  /** Tells occupants the service stops (status 332), then waits for pending storage writes. */
-  async close(): Promise<void> {
+  /** Tells every occupant the service stops (status 332, XEP-0045 §16.2); rooms stay as they are. */
+  shutdown(): void {
     for (const room of this.rooms.values()) room.shutdown();
+  }
+
+  /** Stops the service: {@link shutdown} for whoever is still in, then waits for pending storage writes. */
+  async close(): Promise<void> {
+    this.shutdown();
     this.flushArchive();
     await this.writes;
   }
