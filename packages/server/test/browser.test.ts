@@ -5,6 +5,8 @@
  * roster and sends a message, Bob's page shows it, Bob answers and Alice's page shows that.
  * Every request the pages make must go to this server and succeed (no CDN, no 404 chunks).
  *
+ * A further test has two Converse users create and enter a groupchat (XEP-0045) and talk in it.
+ *
  * Screenshots of both pages go to `test-artifacts/` at the repository root (also on failure).
  * Without Chromium the test is skipped, loudly; with PARLEY_REQUIRE_BROWSER=1 it fails instead.
  * PARLEY_CHROMIUM overrides the browser path (default /usr/bin/chromium).
@@ -234,6 +236,57 @@ test('web chat: with registration closed, the login screen offers no "Create an 
     ok = true;
   } finally {
     await report(ok, [visitor]);
+    await browser?.close().catch(() => {});
+    await ts.stop();
+  }
+});
+
+/** Enters a groupchat through Converse's "add groupchat" dialog (the room name alone: muc_domain is set). */
+async function enterRoom(cp: ChatPage, room: string, nick: string) {
+  const { page } = cp;
+  // The "add groupchat" entry sits in the groupchats section's dropdown menu.
+  await page.locator('converse-rooms-list converse-dropdown button').first().click();
+  await page.locator('converse-rooms-list .show-add-muc-modal').first().click();
+  const modal = page.locator('converse-add-muc-modal');
+  await modal.locator('input[name="chatroom"]').fill(room);
+  await modal.locator('input[name="nickname"]').fill(nick);
+  await modal.locator('form input[type="submit"]').click();
+  const muc = page.locator(`converse-muc[jid="${room}@conference.localhost"]`);
+  await muc.locator('textarea.chat-textarea').waitFor({ state: 'visible' });
+  return muc;
+}
+
+test('web chat: two Converse users create and enter a groupchat (XEP-0045) and talk in it', { timeout: 240_000 }, async (t) => {
+  if (!haveChromium(t)) return;
+  const ts = await startTestServer();
+  let browser: Browser | undefined;
+  let alice: ChatPage | undefined;
+  let bob: ChatPage | undefined;
+  let ok = false;
+  try {
+    await ts.createUser('alice', 'alice-secret-1');
+    await ts.createUser('bob', 'bob-secret-2');
+    browser = await launch();
+    const base = `http://127.0.0.1:${ts.httpPort}`;
+    alice = await openChatPage(browser, base, 'alice-muc');
+    bob = await openChatPage(browser, base, 'bob-muc');
+    await Promise.all([logIn(alice, 'alice', 'alice-secret-1'), logIn(bob, 'bob', 'bob-secret-2')]);
+    // Alice creates the room (Converse accepts the default configuration: an instant room).
+    const aliceRoom = await enterRoom(alice, 'lounge', 'Alice');
+    const bobRoom = await enterRoom(bob, 'lounge', 'Bob');
+    await aliceRoom.locator('converse-muc-sidebar, .occupant-list', { hasText: 'Bob' }).first().waitFor({ state: 'visible' });
+    const hello = `Hello room, Alice here ${Date.now()}`;
+    await send(aliceRoom, hello);
+    await bobRoom.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
+    const reply = `Hi Alice, Bob in the room ${Date.now()}`;
+    await send(bobRoom, reply);
+    await aliceRoom.locator('.chat-msg__text', { hasText: reply }).waitFor({ state: 'visible' });
+    await Promise.all([screenshot(alice), screenshot(bob)]);
+    assert.deepEqual(alice.problems, [], 'alice: every request goes to this server and succeeds');
+    assert.deepEqual(bob.problems, [], 'bob: every request goes to this server and succeeds');
+    ok = true;
+  } finally {
+    await report(ok, [alice, bob]);
     await browser?.close().catch(() => {});
     await ts.stop();
   }

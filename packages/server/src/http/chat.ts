@@ -30,6 +30,8 @@ export interface ChatOptions {
   websocketPath: string;
   /** Offer in-band registration (XEP-0077) on the login screen. */
   registration: boolean;
+  /** The MUC service (XEP-0045) rooms are created on, or `null` when there is none. */
+  mucDomain: string | null;
 }
 
 /** The directory of the installed Converse build (`node_modules/converse.js/dist`, wherever hoisted). */
@@ -138,6 +140,8 @@ window.converse.initialize({
   allow_registration: cfg.registration,
   registration_domain: cfg.registration ? cfg.domain : '',
   show_connection_url_input: false,
+  // A room name typed without a domain is created on this server's MUC service.
+  muc_domain: cfg.mucDomain ?? undefined,
   // No requests to third parties: no providers lists, no Twemoji images, no link previews.
   autocomplete_providers_url: '',
   xmpp_providers_url: '',
@@ -155,7 +159,7 @@ function pageHtml(path: string, opts: ChatOptions): string {
   // working under a reverse-proxy prefix: for /chat they are chat/…, for / they are ./…
   const last = path.slice(path.lastIndexOf('/') + 1);
   const rel = last === '' ? './' : `${last}/`;
-  const config = { path, domain: opts.domain, websocketPath: opts.websocketPath, registration: opts.registration };
+  const config = { path, domain: opts.domain, websocketPath: opts.websocketPath, registration: opts.registration, mucDomain: opts.mucDomain };
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

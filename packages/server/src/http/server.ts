@@ -161,6 +161,8 @@ export class HttpService {
         domain: config.domain,
         websocketPath: h.websocket.path,
         registration: this.ctx.registrationOpen,
+        // The "add groupchat" dialog suggests rooms on this server's MUC service (XEP-0045).
+        mucDomain: config.modules.disabled.includes('muc') ? null : (config.modules.muc.host ?? `conference.${config.domain}`),
       });
     }
     return app;
