@@ -410,6 +410,40 @@ describe('XEP-0045 multi-user chat with xmpp.js', () => {
     assert.equal((await b.next(presenceFrom(`game@${SERVICE}/Alice`))).getChildText('avatar', 'urn:example:game'), 'phoenix');
   });
 
+  test('bad input gets the specified errors and changes nothing', async () => {
+    const a = await login('alice', 'bad');
+    await createRoom(a, 'strict', 'Alice');
+    const reply = async (el: Element) => {
+      await a.send(el);
+      return a.next((s) => s.attrs.id === el.attrs.id && s.attrs.type !== undefined && s.attrs.type !== 'get' && s.attrs.type !== 'set');
+    };
+    // RFC 6120 §8.2.3: an iq get without payload, or with two.
+    assert.equal(condition(await reply(xml('iq', { type: 'get', to: `strict@${SERVICE}`, id: 'nopayload' }))), 'bad-request');
+    assert.equal(condition(await reply(xml('iq', { type: 'get', to: `strict@${SERVICE}`, id: 'two' }, xml('query', { xmlns: DISCO_INFO }), xml('query', { xmlns: DISCO_ITEMS })))), 'bad-request');
+    const submit = (...fields: Element[]) => xml('iq', { type: 'set', to: `strict@${SERVICE}`, id: `f${Math.random()}` }, xml('query', { xmlns: OWNER }, xml('x', { xmlns: DATA, type: 'submit' }, ...fields)));
+    const field = (v: string, value: string) => xml('field', { var: v }, xml('value', {}, value));
+    assert.equal(condition(await reply(submit(field('muc#roomconfig_persistentroom', 'perhaps')))), 'bad-request');
+    assert.equal(condition(await reply(submit(field('muc#roomconfig_maxusers', '100000')))), 'not-acceptable');
+    assert.equal(condition(await reply(submit(field('muc#roomconfig_passwordprotectedroom', '1')))), 'not-acceptable', 'a password room needs a password');
+    assert.equal(condition(await reply(submit(field('muc#roomconfig_whois', 'everybody')))), 'bad-request');
+    assert.equal(condition(await reply(submit(field('FORM_TYPE', 'urn:other')))), 'bad-request');
+    assert.equal(condition(await reply(xml('iq', { type: 'set', to: `strict@${SERVICE}`, id: 'noform' }, xml('query', { xmlns: OWNER })))), 'bad-request');
+    assert.equal(condition(await reply(xml('iq', { type: 'set', to: `strict@${SERVICE}`, id: 'roleless' }, xml('query', { xmlns: ADMIN }, xml('item', { nick: 'Alice' }))))), 'bad-request');
+    assert.equal(condition(await reply(xml('iq', { type: 'set', to: `strict@${SERVICE}`, id: 'badjid' }, xml('query', { xmlns: ADMIN }, xml('item', { jid: '@@', affiliation: 'member' }))))), 'bad-request');
+    // A presence to the room without a nickname (§7.2.1).
+    await a.send(xml('presence', { to: `strict@${SERVICE}`, id: 'nonick' }, xml('x', { xmlns: MUC })));
+    assert.equal(condition(await a.next((s) => s.attrs.id === 'nonick')), 'jid-malformed');
+    // Nothing changed: the room is as configured, and still works.
+    const info = await a.iq(xml('iq', { type: 'get', to: `strict@${SERVICE}` }, xml('query', { xmlns: DISCO_INFO })));
+    const features = info.getChild('query')!.getChildren('feature').map((f) => f.attrs.var);
+    assert.ok(features.includes('muc_temporary') && features.includes('muc_unsecured') && features.includes('muc_semianonymous'));
+    await a.send(xml('message', { to: `strict@${SERVICE}`, type: 'groupchat' }, xml('body', {}, 'still fine')));
+    await a.next(bodyIs('still fine'));
+    // Messages to a room that does not exist (§17.2 rule 3).
+    await a.send(xml('message', { to: `nowhere@${SERVICE}`, type: 'groupchat', id: 'nowhere' }, xml('body', {}, 'x')));
+    assert.equal(condition(await a.next((s) => s.attrs.id === 'nowhere')), 'item-not-found');
+  });
+
   test('groupchat 1.0 entry (presence without <x/>) is accepted by default', async () => {
     const a = await login('alice', 'gc');
     await createRoom(a, 'oldies', 'Alice');

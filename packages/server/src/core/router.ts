@@ -122,6 +122,7 @@ export class Router {
   routeTo(stanza: XmlElement, from: JID, to: JID, origin: Session | null = null): void {
     const component = this.components.get(to.domain);
     if (component !== undefined) {
+      if (stanza.name === 'iq' && !this.validIq(stanza)) return;
       try {
         component(stanza, from, to);
       } catch (err) {
@@ -141,20 +142,13 @@ export class Router {
     let event: string;
     if (kind === 'remote') event = 'route/remote';
     else if (name === 'iq') {
+      if (!this.validIq(stanza)) return;
       const type = stanza.attrs.type;
       if (type === 'get' || type === 'set') {
-        const payload = stanza.firstElement();
-        if (stanza.attrs.id === undefined || !payload || stanza.getChildren().length !== 1) {
-          this.bounce(stanza, new StanzaError('bad-request', 'an iq get/set has an id and exactly one payload (RFC 6120 §8.2.3)'));
-          return;
-        }
-        event = kind === 'full' ? 'iq/full' : `iq/${kind}/${payload.ns}`;
-      } else if (type === 'result' || type === 'error') {
+        event = kind === 'full' ? 'iq/full' : `iq/${kind}/${stanza.firstElement()!.ns}`;
+      } else {
         if (kind === 'host' && this.settle(stanza, from)) return;
         event = `iq/${kind}/response`;
-      } else {
-        this.bounce(stanza, new StanzaError('bad-request', `iq type '${type ?? ''}' is not one of get, set, result, error`));
-        return;
       }
     } else if (name === 'message' || name === 'presence') event = `${name}/${kind}`;
     else {
@@ -162,6 +156,24 @@ export class Router {
       return;
     }
     this.dispatch(event, ev);
+  }
+
+  /**
+   * RFC 6120 §8.2.3: an iq has a known type, and a get or set an id and exactly one payload.
+   * Answers `bad-request` and returns `false` otherwise.
+   */
+  private validIq(stanza: XmlElement): boolean {
+    const type = stanza.attrs.type;
+    if (type === 'get' || type === 'set') {
+      if (stanza.attrs.id === undefined || !stanza.firstElement() || stanza.getChildren().length !== 1) {
+        this.bounce(stanza, new StanzaError('bad-request', 'an iq get/set has an id and exactly one payload (RFC 6120 §8.2.3)'));
+        return false;
+      }
+      return true;
+    }
+    if (type === 'result' || type === 'error') return true;
+    this.bounce(stanza, new StanzaError('bad-request', `iq type '${type ?? ''}' is not one of get, set, result, error`));
+    return false;
   }
 
   private dispatch(event: string, ev: StanzaEvent): void {
