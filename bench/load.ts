@@ -2,11 +2,13 @@
  * Parley load benchmark (loopback only).
  *
  *   npm run bench -- [--logins 500] [--concurrency 20] [--pairs 50] [--messages-per-sender 200]
- *                    [--rate 0] [--window 50] [--pin] [--timeout 120] [--profile-server]
- *                    [--server-node-arg <node option>]…
+ *                    [--rate 0] [--window 50] [--transport tcp|ws|wss]
+ *                    [--muc-occupants 0] [--muc-senders 10] [--muc-messages 200]
+ *                    [--muc-rate 0 | --muc-rates R1,R2,…] [--muc-duration 0]
+ *                    [--pin] [--timeout 120] [--profile-server] [--server-node-arg <node option>]…
  *
  * Starts the server in a child process (bench/server-child.ts, its own event loop; with
- * `--pin` on core 0 and this generator on core 1), then runs two scenarios against
+ * `--pin` on core 0 and this generator on core 1), then runs up to three scenarios against
  * 127.0.0.1:
  *
  *  1. login    — N logins (connect → STARTTLS → SCRAM-SHA-1 at the server's default
@@ -21,14 +23,30 @@
  *                `--window` messages in flight per sender; `--rate R`: R messages/s per
  *                sender, latency measured from the scheduled send time (no coordinated
  *                omission).
+ *  3. muc      — (with `--muc-occupants N`) multi-user chat, XEP-0045: N sessions join
+ *                one room `bench@conference.<domain>` (the first creates it and accepts
+ *                the default configuration, an instant room; the others join a few at a
+ *                time; `muc-join` line: joins/s, join latency, presences received against
+ *                the N² expected). Then the first S occupants send M groupchat messages
+ *                each; the room fans every message out to all N occupants, the sender
+ *                included. Each body carries the send time, the sender and a sequence
+ *                number; every occupant counts per sender, so loss, duplication and
+ *                reordering are detected. `--muc-rate 0`: as fast as possible with
+ *                `--window` messages per sender in flight (from send until the sender
+ *                sees its own message reflected); `--muc-rate R`: R room messages/s over
+ *                all senders, from the scheduled send times; `--muc-rates`: one step
+ *                (one `muc` line) per rate, then a `muc-sweep` line with the highest rate
+ *                up to which every step's p99 stayed under 100 ms. Figures: room
+ *                messages/s, deliveries/s, delivery latency p50/p99/max.
  *
- * Output: one JSON line per scenario on stdout, then a human summary on stderr. Every
- * figure is printed with the CPU time this generator used (process.cpuUsage, user+system,
- * all threads), the server child's, their event-loop utilisation and the CPU used by
- * anything else on the machine, so one can see which side was saturated and whether the
- * run was disturbed.
- * Exit status: 0 on success; 1 when a login failed or a message was lost; 2 on the hard
- * timeout (after reporting what was measured so far).
+ * Output: one JSON line per scenario (per step for muc) on stdout, then a human summary on
+ * stderr. Every figure is printed with the CPU time this generator used (process.cpuUsage,
+ * user+system, all threads), the server child's, their event-loop utilisation and the CPU
+ * used by anything else on the machine, so one can see which side was saturated and
+ * whether the run was disturbed.
+ * Exit status: 0 on success; 1 when a login or a room join failed or a message was lost
+ * (or duplicated, reordered, bounced); 2 on the hard timeout (after reporting what was
+ * measured so far).
  *
  * The generator is kept cheap on purpose: raw node:net/node:tls sockets with one shared
  * client TLS context, stanzas built as strings, plain string scanning of the server's
@@ -61,9 +79,21 @@ const HELP = `Usage: npm run bench -- [options]
   --pairs P                pairs of sessions in the message scenario (default 50; 0 skips it)
   --messages-per-sender M  messages each session sends to its partner (default 200)
   --rate R                 messages/s per sender; 0 = as fast as possible (default 0)
-  --window W               with --rate 0, messages in flight per sender (default 50)
+  --window W               with --rate 0 (or --muc-rate 0), messages in flight per sender
+                           (default 50)
   --transport T            tcp (STARTTLS, default), ws (WebSocket, RFC 7395, plain HTTP on
                            loopback) or wss (WebSocket over HTTPS)
+  --muc-occupants N        occupants of one multi-user chat room (XEP-0045) in the muc
+                           scenario (default 0: skipped; e.g. 100)
+  --muc-senders S          the first S occupants send to the room (default 10)
+  --muc-messages M         messages each sender sends per step (default 200)
+  --muc-rate R             room messages/s in total across the senders; 0 = as fast as
+                           possible with --window messages in flight per sender (default 0)
+  --muc-rates R1,R2,…      a sweep: one step per rate (increasing); reports the highest rate
+                           up to which every step had p99 < 100 ms (overrides --muc-rate;
+                           stops after two steps in a row over 100 ms or at the first loss)
+  --muc-duration T         with a rate: each step sends for T seconds instead of
+                           --muc-messages per sender (default 0: use --muc-messages)
   --pin                    server on core 0, generator on core 1 (needs taskset, 2+ cores)
   --timeout S              hard limit for the whole run, seconds (default 120)
   --profile-server         run the server child with --cpu-prof (profile in bench/profiles/)
@@ -79,6 +109,12 @@ const { values: opt } = parseArgs({
     rate: { type: 'string', default: '0' },
     window: { type: 'string', default: '50' },
     transport: { type: 'string', default: 'tcp' },
+    'muc-occupants': { type: 'string', default: '0' },
+    'muc-senders': { type: 'string', default: '10' },
+    'muc-messages': { type: 'string', default: '200' },
+    'muc-rate': { type: 'string', default: '0' },
+    'muc-rates': { type: 'string', default: '' },
+    'muc-duration': { type: 'string', default: '0' },
     pin: { type: 'boolean', default: false },
     timeout: { type: 'string', default: '120' },
     'profile-server': { type: 'boolean', default: false },
@@ -115,6 +151,37 @@ if (!['tcp', 'ws', 'wss'].includes(opt.transport)) {
   process.exit(64);
 }
 const TRANSPORT = opt.transport as 'tcp' | 'ws' | 'wss';
+const MUC_OCCUPANTS = intOption('muc-occupants', opt['muc-occupants'], 0, 5_000);
+const MUC_SENDERS = intOption('muc-senders', opt['muc-senders'], 1, 5_000);
+const MUC_MESSAGES = intOption('muc-messages', opt['muc-messages'], 1, 1_000_000);
+const MUC_DURATION = Number(opt['muc-duration']);
+if (!(MUC_DURATION >= 0 && MUC_DURATION <= 3_600)) {
+  console.error(`--muc-duration: expected seconds from 0 to 3600, got '${opt['muc-duration']}'`);
+  process.exit(64);
+}
+/** The room message rates (total, messages/s) of the muc steps: one step per rate; 0 = as fast as the window allows. */
+const MUC_RATES =
+  opt['muc-rates'] === ''
+    ? [intOption('muc-rate', opt['muc-rate'], 0, 1_000_000)]
+    : opt['muc-rates'].split(',').map((r) => intOption('muc-rates', r.trim(), 1, 1_000_000));
+/** With --muc-rates: a step passes with p99 under this (ms) and nothing lost. */
+const MUC_P99_LIMIT_MS = 100;
+if (MUC_OCCUPANTS > 0) {
+  if (MUC_SENDERS > MUC_OCCUPANTS) {
+    console.error(`--muc-senders: at most --muc-occupants (${MUC_OCCUPANTS}), got ${MUC_SENDERS}`);
+    process.exit(64);
+  }
+  // Every delivery's latency is kept (8 bytes each) for exact percentiles.
+  const deliveries = Math.max(...MUC_RATES.map((r) => mucMessagesPerSender(r))) * MUC_SENDERS * MUC_OCCUPANTS;
+  if (deliveries > 25_000_000) {
+    console.error(`muc: ${deliveries} deliveries per step (messages × senders × occupants) is over the 25 000 000 this generator keeps; send fewer`);
+    process.exit(64);
+  }
+}
+/** Messages per sender in a muc step at room rate `rate`: --muc-messages, or --muc-duration seconds' worth. */
+function mucMessagesPerSender(rate: number): number {
+  return MUC_DURATION > 0 && rate > 0 ? Math.max(1, Math.ceil((rate * MUC_DURATION) / MUC_SENDERS)) : MUC_MESSAGES;
+}
 const PASSWORD = 'bench-password';
 /** Untimed warm-up messages per sender before the message scenario is measured. */
 const WARMUP_MESSAGES = 100;
@@ -124,7 +191,7 @@ const HOST = '127.0.0.1';
 
 /** Distinct accounts the login scenario cycles through (≤ the ScramClient cache of 256). */
 const LOGIN_ACCOUNTS = Math.min(LOGINS, 200);
-const ACCOUNTS = Math.max(LOGIN_ACCOUNTS, 2 * PAIRS, 1);
+const ACCOUNTS = Math.max(LOGIN_ACCOUNTS, 2 * PAIRS, MUC_OCCUPANTS, 1);
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 /** Cores available before any pinning. */
@@ -153,13 +220,18 @@ const results: Result[] = [];
 /** Reports the scenario in progress when the hard timeout fires. */
 let partial: ((server: ServerStats | null) => Result) | null = null;
 
+/** Set once abort() has reported: the scenario cut short by stopping the server reports and logs nothing more. */
+let aborted = false;
+
 function emit(r: Result): void {
+  if (aborted) return;
   r.commit = COMMIT;
   results.push(r);
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
 function info(s: string): void {
+  if (aborted) return;
   process.stderr.write(`${s}\n`);
 }
 
@@ -1021,6 +1093,607 @@ async function messageScenario(port: number, domain: string): Promise<boolean> {
 }
 
 // ---------------------------------------------------------------------------
+// Multi-user chat (XEP-0045): one room, N occupants, S senders
+// ---------------------------------------------------------------------------
+
+const NS_MUC = 'http://jabber.org/protocol/muc';
+/** Room joins in flight during the join phase. */
+const MUC_JOIN_CONCURRENCY = 4;
+/** A setup step (room creation, its configuration, one join) fails after this long without its answer. */
+const MUC_SETUP_TIMEOUT_MS = 10_000;
+/** Stray input (not a groupchat message with a body) logged per phase, at most. */
+const MUC_LOG_LIMIT = 5;
+
+/**
+ * Complete top-level elements at the start of `buf`, and the unfinished rest. For the
+ * untimed setup phases only (simple rather than fast): an element ends at `/>` closing
+ * its start tag or at the first `</name>` (stanzas do not nest in themselves here); a
+ * lone end tag (`</stream:stream>`) is an element of its own.
+ */
+function splitStanzas(buf: string): { stanzas: string[]; rest: string } {
+  const stanzas: string[] = [];
+  let pos = 0;
+  for (;;) {
+    const lt = buf.indexOf('<', pos);
+    if (lt < 0) {
+      pos = buf.length;
+      break;
+    }
+    pos = lt;
+    const gt = buf.indexOf('>', lt);
+    if (gt < 0) break;
+    let ne = lt + 1;
+    while (ne < gt && !' \t\r\n/>'.includes(buf[ne]!)) ne++;
+    if (buf[lt + 1] === '/' || buf[gt - 1] === '/') {
+      stanzas.push(buf.slice(lt, gt + 1));
+      pos = gt + 1;
+      continue;
+    }
+    const name = buf.slice(lt + 1, ne);
+    const close = buf.indexOf(`</${name}>`, gt);
+    if (close < 0) break;
+    const end = close + name.length + 3;
+    stanzas.push(buf.slice(lt, end));
+    pos = end;
+  }
+  return { stanzas, rest: buf.slice(pos) };
+}
+
+/** The value of attribute `name` in the start tag of `stanza` (either quote), or null. */
+function attr(stanza: string, name: string): string | null {
+  const tag = stanza.slice(0, stanza.indexOf('>') + 1);
+  const m = new RegExp(`\\s${name}=(['"])(.*?)\\1`).exec(tag);
+  return m ? m[2]! : null;
+}
+
+/** Whether `stanza` carries `<status code='c'/>` (muc#user). */
+function hasStatus(stanza: string, code: number): boolean {
+  return new RegExp(`<status\\s+code=['"]${code}['"]`).test(stanza);
+}
+
+interface Occupant {
+  /** Occupant i is account bench<i> with nickname u<i>; the first S are the senders. */
+  index: number;
+  session: Bound;
+  nick: string;
+  /** Unparsed tail of the input. */
+  pending: string;
+  /** What reads this occupant's input: the setup splitter, then the message scanner. */
+  onData: (o: Occupant, chunk: string) => void;
+  /** Available presences received from the room. */
+  presences: number;
+  /** Subject messages received from the room. */
+  subjects: number;
+  /** Waiting for this occupant's self-presence (status 110) or an error presence from its occupant JID. */
+  onSelf: ((stanza: string) => void) | null;
+  /** Waiting for an iq. */
+  onIq: ((stanza: string) => void) | null;
+  // As a sender:
+  /** `<message type='groupchat' to='room' id='` */
+  head: string;
+  sent: number;
+  /** This sender's own messages the room has reflected back to it (the window counts from send to reflection). */
+  reflected: number;
+}
+
+/** What one measured step counts; the message scanner writes into the current one. */
+interface MucCounts {
+  expected: number;
+  delivered: number;
+  latencies: Float64Array;
+  /** One bit per (receiver, sender, sequence number): duplicates. */
+  seen: Uint8Array;
+  /** Next sequence number expected per (receiver, sender): reordering. */
+  expect: Int32Array;
+  duplicates: number;
+  outOfOrder: number;
+  foreign: number;
+  unexpected: number;
+  errors: number;
+  /** Stray input logged so far (at most MUC_LOG_LIMIT). */
+  logged: number;
+}
+
+function mucCounts(messagesPerSender: number, occupants: number, senders: number): MucCounts {
+  const expected = messagesPerSender * senders * occupants;
+  return {
+    expected,
+    delivered: 0,
+    latencies: new Float64Array(expected),
+    seen: new Uint8Array(Math.ceil(expected / 8)),
+    expect: new Int32Array(occupants * senders),
+    duplicates: 0,
+    outOfOrder: 0,
+    foreign: 0,
+    unexpected: 0,
+    errors: 0,
+    logged: 0,
+  };
+}
+
+async function mucScenario(port: number, domain: string): Promise<boolean> {
+  const n = MUC_OCCUPANTS;
+  const S = MUC_SENDERS;
+  const room = `bench@conference.${domain}`;
+  const li = await runLogins(port, domain, n, CONCURRENCY, n, 'm');
+  if (li.errors.length > 0) {
+    emit({ scenario: 'muc-join', error: `${li.errors.length} logins failed, first: ${li.errors[0]}` });
+    await closeAll(li.sessions);
+    return false;
+  }
+  const byUser = new Map<number, Bound>();
+  for (const s of li.sessions) byUser.set(Number(/^bench(\d+)@/.exec(s.jid)![1]), s);
+  const occupants: Occupant[] = [];
+  for (let i = 0; i < n; i++) {
+    occupants.push({
+      index: i,
+      session: byUser.get(i)!,
+      nick: `u${i}`,
+      pending: '',
+      onData: () => {},
+      presences: 0,
+      subjects: 0,
+      onSelf: null,
+      onIq: null,
+      head: `<message type='groupchat' to='${room}' id='`,
+      sent: 0,
+      reflected: 0,
+    });
+  }
+
+  // -- Setup phase: creation, configuration, joins (stanza by stanza, untimed by the message figures).
+
+  let presencesTotal = 0;
+  let setupUnexpected = 0;
+  let setupErrors = 0;
+  let setupLogged = 0;
+  let closed: string | null = null;
+  /** Ends the step in progress early (a closed stream, a stall): what is missing by then counts as lost. */
+  let giveUp: ((why: string) => void) | null = null;
+  const setupNote = (o: Occupant, what: string, stanza: string): void => {
+    if (setupLogged++ < MUC_LOG_LIMIT) info(`muc join: ${what} for ${o.nick} (${o.session.jid}): ${stanza.slice(0, 500)}`);
+  };
+  const onSetup = (o: Occupant, chunk: string): void => {
+    const { stanzas, rest } = splitStanzas(o.pending + chunk);
+    o.pending = rest;
+    for (const st of stanzas) {
+      if (st.startsWith('<presence')) {
+        const type = attr(st, 'type');
+        const from = attr(st, 'from');
+        const self = from === `${room}/${o.nick}`;
+        if (type === 'error') {
+          setupErrors++;
+          if (self && o.onSelf) o.onSelf(st);
+          else setupNote(o, 'error presence', st);
+        } else if (type !== null) {
+          setupUnexpected++;
+          setupNote(o, `presence of type ${type}`, st);
+        } else {
+          o.presences++;
+          presencesTotal++;
+          if (self && hasStatus(st, 110) && o.onSelf) o.onSelf(st);
+        }
+      } else if (st.startsWith('<message')) {
+        if (st.includes('<subject')) o.subjects++;
+        else {
+          setupUnexpected++;
+          setupNote(o, 'message', st);
+        }
+      } else if (st.startsWith('<iq') && o.onIq) {
+        o.onIq(st);
+      } else {
+        if (st.includes('<stream:error') || st.startsWith('</stream:stream')) setupErrors++;
+        else setupUnexpected++;
+        setupNote(o, 'unexpected input', st);
+      }
+    }
+  };
+  /** Waits for the stanza that `install` hands to its callback, or fails after MUC_SETUP_TIMEOUT_MS. */
+  const awaitStanza = (what: string, install: (cb: ((st: string) => void) | null) => void): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        install(null);
+        reject(new Error(`no ${what} within ${MUC_SETUP_TIMEOUT_MS / 1000} s`));
+      }, MUC_SETUP_TIMEOUT_MS);
+      install((st) => {
+        clearTimeout(t);
+        install(null);
+        resolve(st);
+      });
+    });
+  const join = async (o: Occupant): Promise<{ ms: number; stanza: string }> => {
+    const self = awaitStanza(`self-presence for ${o.nick}`, (cb) => (o.onSelf = cb));
+    const t0 = performance.now();
+    o.session.socket.write(`<presence to='${room}/${o.nick}'><x xmlns='${NS_MUC}'><history maxstanzas='0'/></x></presence>`);
+    const stanza = await self;
+    if (attr(stanza, 'type') === 'error') throw new Error(`${o.nick} could not join: ${stanza.slice(0, 500)}`);
+    return { ms: performance.now() - t0, stanza };
+  };
+
+  for (const o of occupants) {
+    o.onData = onSetup;
+    const sock = o.session.socket;
+    sock.on('data', (d: Buffer) => o.onData(o, d.toString('latin1')));
+    sock.on('close', () => {
+      closed ??= `${o.session.jid} was closed by the server`;
+      giveUp?.(closed);
+    });
+  }
+
+  const joinLatencies = new Float64Array(n);
+  let joined = 0;
+  const jc0 = await cpuSnapshot();
+  const jt0 = performance.now();
+  const joinResult = (seconds: number, serverNow: ServerStats | null, extra: Result): Result => ({
+    scenario: 'muc-join',
+    transport: TRANSPORT,
+    room,
+    occupants: n,
+    joined,
+    concurrency: MUC_JOIN_CONCURRENCY,
+    seconds: round(seconds, 3),
+    per_second: round(joined / seconds, 1),
+    ...latencyFigures(Float64Array.from(joinLatencies.subarray(0, joined)).sort()),
+    // Every occupant receives one available presence per occupant, its own included: n².
+    presences: presencesTotal,
+    presences_expected: n * n,
+    subjects: occupants.reduce((a, o) => a + o.subjects, 0),
+    unexpected: setupUnexpected,
+    errors: setupErrors,
+    ...cpuFigures(jc0, seconds, joined, serverNow),
+    pinned,
+    ...extra,
+  });
+  partial = (server) => joinResult((performance.now() - jt0) / 1000, server, { partial: true });
+  try {
+    // The first occupant creates the room (status 201: new, locked) and accepts the default
+    // configuration (an instant room, XEP-0045 §10.1.2), which unlocks it.
+    const created = await join(occupants[0]!);
+    joinLatencies[joined++] = created.ms;
+    if (hasStatus(created.stanza, 201)) {
+      const owner = occupants[0]!;
+      const result = awaitStanza('answer to the instant-room configuration', (cb) => (owner.onIq = cb));
+      owner.session.socket.write(
+        `<iq type='set' id='c1' to='${room}'><query xmlns='${NS_MUC}#owner'><x xmlns='jabber:x:data' type='submit'/></query></iq>`,
+      );
+      const r = await result;
+      if (attr(r, 'type') !== 'result' || attr(r, 'id') !== 'c1') throw new Error(`instant room refused: ${r.slice(0, 500)}`);
+    } else {
+      info(`muc join: the room existed already (no status 201 in the creator's self-presence): ${created.stanza.slice(0, 500)}`);
+    }
+    let next = 1;
+    const worker = async (): Promise<void> => {
+      while (next < n) {
+        const o = occupants[next++]!;
+        const j = await join(o);
+        joinLatencies[joined++] = j.ms;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(MUC_JOIN_CONCURRENCY, n - 1) }, worker));
+  } catch (e) {
+    partial = null;
+    emit({ ...joinResult((performance.now() - jt0) / 1000, await childStats(), {}), error: (e as Error).message });
+    await closeAll(li.sessions);
+    return false;
+  }
+  const joinSeconds = (performance.now() - jt0) / 1000;
+  const js1 = await childStats();
+  // The presences of the last newcomers (and the subjects) may still be on their way.
+  const settle = performance.now() + 5000;
+  while ((presencesTotal < n * n || occupants.some((o) => o.subjects === 0)) && performance.now() < settle && !closed) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  partial = null;
+  const jr = joinResult(joinSeconds, js1, {});
+  emit(jr);
+  let ok = presencesTotal === n * n && setupErrors === 0 && setupUnexpected === 0 && !closed;
+  if (presencesTotal !== n * n) info(`muc join: ${presencesTotal} occupant presences received, expected ${n * n} (one per occupant per occupant)`);
+  if (closed) {
+    await closeAll(li.sessions);
+    return false;
+  }
+
+  // -- Message phase: groupchat messages scanned as strings, like the one-to-one scenario.
+
+  const senders = occupants.slice(0, S);
+  /** `from='room/u<s>'` per sender: the reflected message must come from the sender's occupant JID. */
+  const fromAttr = senders.map((o) => `from='${room}/${o.nick}'`);
+  let c: MucCounts = mucCounts(1, n, S);
+  let M = 1;
+  let rate = 0;
+  let stepNo = 0;
+  let warmReceived = 0;
+  let warmTotal = 0;
+  let warmDone: () => void = () => {};
+  let finish: () => void = () => {};
+  let tEnd = 0;
+  let lastProgress = performance.now();
+
+  const stray = (o: Occupant, text: string): void => {
+    if (/^\s*$/.test(text)) return;
+    if (text.includes("type='error'") || text.includes('<stream:error') || text.includes('</stream:stream>')) c.errors++;
+    else c.unexpected++;
+    if (c.logged++ < MUC_LOG_LIMIT) info(`muc: unexpected input for ${o.nick} (${o.session.jid}): ${text.slice(0, 500)}`);
+  };
+
+  const pump = (p: Occupant): void => {
+    const space = Math.min(WINDOW - (p.sent - p.reflected), M - p.sent);
+    if (space <= 0) return;
+    const stamp = performance.now().toFixed(3);
+    let out = '';
+    for (let k = 0; k < space; k++) {
+      const seq = p.sent++;
+      out += `${p.head}${stepNo}-${seq}'><body>${stamp} ${p.index} ${seq}</body></message>`;
+    }
+    p.session.socket.write(out);
+  };
+
+  /**
+   * The message-phase reader, per received chunk: for each complete `<message …>…</message>`,
+   * its start tag (type='groupchat', from the sender's occupant JID) and its body
+   * (`send-time sender seq`); anything between messages is stray input. The cost is a few
+   * indexOf per delivery: every occupant's deliveries land on this one process.
+   */
+  const onMessages = (o: Occupant, chunk: string): void => {
+    const now = performance.now();
+    const buf = o.pending.length ? o.pending + chunk : chunk;
+    let pos = 0;
+    let got = 0;
+    let own = false;
+    for (;;) {
+      const start = buf.indexOf('<message', pos);
+      if (start < 0) break;
+      const end = buf.indexOf('</message>', start);
+      if (end < 0) break;
+      if (start > pos) stray(o, buf.slice(pos, start));
+      pos = end + 10;
+      const tagEnd = buf.indexOf('>', start);
+      const tag = buf.slice(start, tagEnd);
+      // `<body>`, or `<body xmlns='jabber:client'>` from a serializer that repeats the namespace.
+      const b = buf.indexOf('<body', tagEnd);
+      if (b < 0 || b > end) {
+        // No body (a subject change, a chat state): not expected during a step.
+        stray(o, buf.slice(start, pos));
+        continue;
+      }
+      if (!tag.includes("type='groupchat'")) {
+        stray(o, buf.slice(start, pos));
+        continue;
+      }
+      const body = buf.slice(buf.indexOf('>', b) + 1, buf.indexOf('</body>', b));
+      if (body.charCodeAt(0) === 87 /* 'W' */) {
+        if (++warmReceived === warmTotal) warmDone();
+        continue;
+      }
+      const s1 = body.indexOf(' ');
+      const s2 = body.indexOf(' ', s1 + 1);
+      const s = Number(body.slice(s1 + 1, s2));
+      const seq = Number(body.slice(s2 + 1));
+      if (!(s >= 0 && s < S && seq >= 0 && seq < M && s1 > 0 && s2 > s1) || !tag.includes(fromAttr[s]!)) {
+        c.foreign++;
+        if (c.logged++ < MUC_LOG_LIMIT) info(`muc: foreign message for ${o.nick}: ${buf.slice(start, pos).slice(0, 500)}`);
+        continue;
+      }
+      const k = o.index * S + s;
+      const bit = k * M + seq;
+      const mask = 1 << (bit & 7);
+      if (c.seen[bit >> 3]! & mask) {
+        c.duplicates++;
+        continue;
+      }
+      c.seen[bit >> 3]! |= mask;
+      if (seq !== c.expect[k]) c.outOfOrder++;
+      c.expect[k] = seq + 1;
+      c.latencies[c.delivered++] = now - Number(body.slice(0, s1));
+      got++;
+      if (s === o.index) {
+        o.reflected++;
+        own = true;
+      }
+    }
+    o.pending = pos === 0 ? buf : buf.slice(pos);
+    if (got > 0) {
+      lastProgress = now;
+      if (own && rate === 0) pump(o);
+      if (c.delivered === c.expected && tEnd === 0) {
+        tEnd = now;
+        finish();
+      }
+    }
+  };
+  for (const o of occupants) {
+    // Whatever the setup reader left unfinished is the start of the next stanza.
+    o.onData = onMessages;
+  }
+  giveUp = (why: string): void => {
+    if (tEnd !== 0) return;
+    info(`muc: ${why}`);
+    tEnd = performance.now();
+    finish();
+    warmDone();
+  };
+
+  // Untimed warm-up: WARMUP_MESSAGES from every sender at once, so that the room's message
+  // path is compiled on both sides before anything is measured.
+  warmTotal = S * WARMUP_MESSAGES * n;
+  const warmed = new Promise<void>((r) => (warmDone = r));
+  for (const p of senders) {
+    let out = '';
+    for (let k = 0; k < WARMUP_MESSAGES; k++) out += `${p.head}w${k}'><body>W ${p.index} ${k}</body></message>`;
+    p.session.socket.write(out);
+  }
+  // Given up after STALL_MS without a new delivery.
+  let lastWarm = 0;
+  let lastWarmAt = performance.now();
+  const warmWatch = setInterval(() => {
+    const now = performance.now();
+    if (warmReceived !== lastWarm) {
+      lastWarm = warmReceived;
+      lastWarmAt = now;
+    } else if (now - lastWarmAt > STALL_MS) warmDone();
+  }, 50);
+  await warmed;
+  clearInterval(warmWatch);
+  if (warmReceived < warmTotal || closed) {
+    emit({ scenario: 'muc', error: `warm-up: ${warmReceived} of ${warmTotal} deliveries (${S} senders × ${WARMUP_MESSAGES} × ${n} occupants)` });
+    await closeAll(li.sessions);
+    return false;
+  }
+
+  // -- Measured steps: one per rate.
+
+  const sweep = opt['muc-rates'] !== '';
+  let best: Result | null = null;
+  let overLimit = 0;
+  /** The first rate whose step had p99 over the limit. */
+  let firstFailed: number | null = null;
+  let stepsRun = 0;
+  for (const r of MUC_RATES) {
+    stepNo++;
+    rate = r;
+    M = mucMessagesPerSender(r);
+    c = mucCounts(M, n, S);
+    for (const p of senders) {
+      p.sent = 0;
+      p.reflected = 0;
+    }
+    const finished = new Promise<void>((res) => (finish = res));
+    tEnd = 0;
+    let sendLagMax = 0;
+    const c0 = await cpuSnapshot();
+    const t0 = performance.now();
+    lastProgress = t0;
+    const make = (seconds: number, serverNow: ServerStats | null, extra: Result): Result => {
+      const sorted = Float64Array.from(c.latencies.subarray(0, c.delivered)).sort();
+      const sent = senders.reduce((a, p) => a + p.sent, 0);
+      const cpu = cpuFigures(c0, seconds, c.delivered, serverNow);
+      return {
+        scenario: 'muc',
+        transport: TRANSPORT,
+        step: stepNo,
+        occupants: n,
+        senders: S,
+        messages_per_sender: M,
+        // Offered room messages/s (all senders together); null: as fast as the window allows.
+        rate: r === 0 ? null : r,
+        window: r === 0 ? WINDOW : null,
+        send_lag_max_ms: r === 0 ? null : round(sendLagMax),
+        sent,
+        deliveries_expected: sent * n,
+        delivered: c.delivered,
+        lost: sent * n - c.delivered,
+        duplicates: c.duplicates,
+        out_of_order: c.outOfOrder,
+        foreign: c.foreign,
+        unexpected: c.unexpected,
+        errors: c.errors,
+        seconds: round(seconds, 3),
+        // Room messages: sent / time from the first send to the last delivery.
+        messages_per_second: round(sent / seconds, 1),
+        // Deliveries (one per message per occupant, the sender's own included) per second.
+        per_second: round(c.delivered / seconds, 0),
+        ...latencyFigures(sorted),
+        ...cpu,
+        server_us_per_message: sent > 0 && typeof cpu.server_cpu_ms === 'number' ? round((1000 * cpu.server_cpu_ms) / sent, 1) : null,
+        pinned,
+        ...extra,
+      };
+    };
+    partial = (server) => make((performance.now() - t0) / 1000, server, { partial: true });
+
+    let ticker: NodeJS.Timeout | undefined;
+    if (r === 0) {
+      for (const p of senders) pump(p);
+    } else {
+      // Each sender is due r/S messages a second, staggered so that the room receives one
+      // every 1/r s; a 1 ms ticker sends what is due, stamped with the time it was due.
+      const interval = (1000 * S) / r;
+      const offsets = senders.map((p) => (p.index / S) * interval);
+      const tick = (): void => {
+        const now = performance.now();
+        let all = true;
+        for (const p of senders) {
+          if (p.sent >= M) continue;
+          all = false;
+          const due = Math.min(M, Math.floor((now - t0 - offsets[p.index]!) / interval) + 1);
+          if (due <= p.sent) continue;
+          const lag = now - (t0 + offsets[p.index]! + p.sent * interval);
+          if (lag > sendLagMax) sendLagMax = lag;
+          let out = '';
+          while (p.sent < due) {
+            const seq = p.sent++;
+            const ts = (t0 + offsets[p.index]! + seq * interval).toFixed(3);
+            out += `${p.head}${stepNo}-${seq}'><body>${ts} ${p.index} ${seq}</body></message>`;
+          }
+          p.session.socket.write(out);
+        }
+        if (all) clearInterval(ticker);
+      };
+      ticker = setInterval(tick, 1);
+      tick();
+    }
+    const watchdog = setInterval(() => {
+      const idle = performance.now() - lastProgress;
+      const allSent = senders.every((p) => p.sent >= M);
+      if (idle > STALL_MS && (allSent || r === 0)) giveUp?.(`no delivery for ${STALL_MS / 1000} s; giving up on the rest`);
+    }, 250);
+    if (closed) giveUp?.(closed);
+    await finished;
+    clearInterval(ticker);
+    clearInterval(watchdog);
+    const seconds = (tEnd - t0) / 1000;
+    const s1 = await childStats();
+    partial = null;
+    // Whatever is left unread at the end of a step is stray input too.
+    for (const o of occupants) {
+      if (o.pending.includes('<')) stray(o, o.pending);
+      o.pending = '';
+    }
+    const res = make(seconds, s1, sweep ? { p99_limit_ms: MUC_P99_LIMIT_MS } : {});
+    emit(res);
+    stepsRun++;
+    const clean = res.lost === 0 && c.duplicates === 0 && c.outOfOrder === 0 && c.foreign === 0 && c.errors === 0 && c.unexpected === 0;
+    ok = ok && clean;
+    if (!clean || closed) break;
+    if ((res.p99_ms as number) < MUC_P99_LIMIT_MS) {
+      overLimit = 0;
+      // The best rate is the last of the unbroken run of passing steps from the first one:
+      // above the knee a step may pass by luck after one that failed.
+      if (r > 0 && firstFailed === null) best = res;
+    } else {
+      firstFailed ??= r;
+      if (sweep && ++overLimit >= 2) {
+        info(`muc: two steps in a row over p99 ${MUC_P99_LIMIT_MS} ms; the sweep stops here`);
+        break;
+      }
+    }
+  }
+  if (sweep) {
+    emit({
+      scenario: 'muc-sweep',
+      transport: TRANSPORT,
+      occupants: n,
+      senders: S,
+      rates: MUC_RATES.join(','),
+      steps: stepsRun,
+      p99_limit_ms: MUC_P99_LIMIT_MS,
+      // The highest offered room rate such that its step and every step before it had p99
+      // under the limit (a step that loses anything ends the sweep and fails the run).
+      best_rate: best ? (best.rate as number) : null,
+      best_messages_per_second: best ? best.messages_per_second! : null,
+      best_deliveries_per_second: best ? best.per_second! : null,
+      best_p99_ms: best ? best.p99_ms! : null,
+      best_server_cpu_pct: best ? best.server_cpu_pct! : null,
+      // The first rate over the limit (null: none), whatever passed after it.
+      first_failed_rate: firstFailed,
+    });
+  }
+  await closeAll(li.sessions);
+  return ok;
+}
+
+// ---------------------------------------------------------------------------
 // Main
 // ---------------------------------------------------------------------------
 
@@ -1041,7 +1714,34 @@ function summary(): void {
       lines.push(`${String(r.scenario).padEnd(8)} FAILED: ${r.error}`);
       continue;
     }
-    if (login) {
+    if (r.scenario === 'muc-sweep') {
+      lines.push(
+        `muc      sweep of ${r.steps} steps (${r.rates} room msg/s): ` +
+          (r.best_rate === null
+            ? `the first step was already over p99 ${r.p99_limit_ms} ms (or lost messages)`
+            : `highest rate with p99 < ${r.p99_limit_ms} ms at every step up to it, nothing lost: ${r.best_rate} room msg/s ` +
+              `(${r.best_deliveries_per_second} deliveries/s, p99 ${r.best_p99_ms} ms, server ${r.best_server_cpu_pct} % of a core)`) +
+          (r.first_failed_rate === null ? '' : `; first over the limit: ${r.first_failed_rate} room msg/s`),
+      );
+      continue;
+    }
+    if (r.scenario === 'muc-join') {
+      lines.push(
+        `muc join ${r.joined}/${r.occupants} occupants joined one room (${r.concurrency} in flight): ${r.per_second} joins/s, ` +
+          `p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms; ${r.presences}/${r.presences_expected} occupant presences` +
+          `${r.errors ? `, ${r.errors} ERRORS` : ''}${r.unexpected ? `, ${r.unexpected} unexpected stanzas` : ''}${part}`,
+      );
+    } else if (r.scenario === 'muc') {
+      const bad = (['lost', 'duplicates', 'out_of_order', 'foreign', 'unexpected', 'errors'] as const)
+        .filter((k) => r[k])
+        .map((k) => `, ${r[k]} ${k.replaceAll('_', ' ').toUpperCase()}`)
+        .join('');
+      lines.push(
+        `muc      ${r.delivered}/${r.deliveries_expected} delivered (${r.occupants} occupants, ${r.senders} senders × ${r.messages_per_sender}, ` +
+          `${r.rate ? `${r.rate} room msg/s offered` : `window ${r.window}`}${bad}): ` +
+          `${r.messages_per_second} room msg/s, ${r.per_second} deliveries/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms, max ${fig(r.max_ms)} ms${part}`,
+      );
+    } else if (login) {
       lines.push(
         `login    ${r.logins} logins (${r.mechanism}, i=${r.iterations}, ${r.concurrency} in flight${r.errors ? `, ${r.errors} FAILED` : ''}): ` +
           `${r.per_second} logins/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}`,
@@ -1054,7 +1754,7 @@ function summary(): void {
           `${r.per_second} msg/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}`,
       );
     }
-    const op = login ? 'login' : 'msg';
+    const op = login ? 'login' : r.scenario === 'muc-join' ? 'join' : r.scenario === 'muc' ? 'delivery' : 'msg';
     lines.push(
       `         ${r.seconds} s; generator CPU ${fig(r.generator_cpu_ms)} ms (${fig(r.generator_cpu_pct, ' %')} of a core, ${fig(r.generator_us_per_op)} µs/${op}); ` +
         `server CPU ${fig(r.server_cpu_ms)} ms (${fig(r.server_cpu_pct, ' %')}, ${fig(r.server_us_per_op)} µs/${op}); other CPU on the machine ${fig(r.other_cpu_ms)} ms`,
@@ -1073,6 +1773,7 @@ async function abort(code: number, why: string): Promise<never> {
     emit(report(server));
   }
   summary();
+  aborted = true;
   await stopChild(1000);
   process.exit(code);
 }
@@ -1089,6 +1790,7 @@ async function main(): Promise<number> {
   const port = TRANSPORT === 'tcp' ? ready.port : TRANSPORT === 'ws' ? ready.httpPort : ready.httpsPort;
   if (LOGINS > 0) ok = (await loginScenario(port, ready.domain, ready.iterations)) && ok;
   if (PAIRS > 0) ok = (await messageScenario(port, ready.domain)) && ok;
+  if (MUC_OCCUPANTS > 0) ok = (await mucScenario(port, ready.domain)) && ok;
   await stopChild();
   summary();
   if (opt['profile-server']) info(`server CPU profile written to ${join(BENCH_DIR, 'profiles')}/`);
