@@ -143,13 +143,42 @@ export class XmlElement {
     }
     const children = this.children;
     if (children.length === 0) return s + '/>';
-    s += '>';
-    for (let i = 0; i < children.length; i++) {
-      const c = children[i]!;
-      s += typeof c === 'string' ? escapeText(c) : c.toString(scope);
+    if (Object.isFrozen(children)) {
+      // Shared by the copies of a fan-out (see addressedTo): serialized once per scope.
+      let cached = frozenChildren.get(children);
+      if (cached === undefined || cached.scope !== scope) {
+        cached = { scope, text: writeChildren(children, scope) };
+        frozenChildren.set(children, cached);
+      }
+      return s + '>' + cached.text + '</' + this.name + '>';
     }
-    return s + '</' + this.name + '>';
+    return s + '>' + writeChildren(children, scope) + '</' + this.name + '>';
   }
+
+  /**
+   * A copy of this element with `to` set (other attributes copied), sharing this element's
+   * children: for sending one stanza to many recipients (a room's fan-out). The children
+   * become read-only (the array is frozen; changing it throws) and are serialized once for
+   * all the copies (ARCHITECTURE §7: serialize once per fan-out).
+   */
+  addressedTo(to: string): XmlElement {
+    const e = new XmlElement(this.name, this.ns, { ...this.attrs, to });
+    if (!Object.isFrozen(this.children)) Object.freeze(this.children);
+    e.children = this.children;
+    return e;
+  }
+}
+
+/** The serialized children of frozen child lists, with the namespace scope they were written in. */
+const frozenChildren = new WeakMap<readonly XmlNode[], { scope: string; text: string }>();
+
+function writeChildren(children: readonly XmlNode[], scope: string): string {
+  let s = '';
+  for (let i = 0; i < children.length; i++) {
+    const c = children[i]!;
+    s += typeof c === 'string' ? escapeText(c) : c.toString(scope);
+  }
+  return s;
 }
 
 function inheritNs(el: XmlElement, ns: string): void {

@@ -76,9 +76,3 @@ export function occupantIdOf(roomKey: string, bare: JID): string {
   return createHmac('sha256', roomKey).update(bare.toString()).digest('base64url').slice(0, 22);
 }
 
-/** A copy of `base` addressed to `to`, sharing its children (the copy is only serialized, never changed). */
-export function addressed(base: XmlElement, to: string): XmlElement {
-  const e = new XmlElement(base.name, base.ns, { ...base.attrs, to });
-  e.children = base.children;
-  return e;
-}

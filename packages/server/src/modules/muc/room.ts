@@ -27,7 +27,7 @@ import {
   type Role,
   type RoomConfig,
 } from './config.ts';
-import { Occupant, addressed, cleanPresence, occupantIdOf, type OccupantSession } from './occupant.ts';
+import { Occupant, cleanPresence, occupantIdOf, type OccupantSession } from './occupant.ts';
 
 /** What a room needs from its service. */
 export interface RoomHost {
@@ -1132,6 +1132,6 @@ export class Room {
 
   /** Sends `base` (not changed) to every session of `occupant`. */
   private sendToOccupant(base: XmlElement, from: JID, occupant: Occupant): void {
-    for (const s of occupant.sessions.values()) this.host.send(addressed(base, s.jid.toString()), from, s.jid);
+    for (const s of occupant.sessions.values()) this.host.send(base.addressedTo(s.jid.toString()), from, s.jid);
   }
 }
