@@ -31,6 +31,56 @@ export class TurnCork {
   }
 }
 
+/**
+ * Output coalescing for a byte-stream transport: the strings written in one event-loop turn
+ * are joined and leave in one `socket.write` (one Buffer, and over TLS as few records as the
+ * size allows) at the end of the turn. One `process.nextTick` flushes every buffer that was
+ * written to in the turn, however many connections a fan-out touched.
+ */
+export class TurnBuffer {
+  private out = '';
+
+  /** @param sink writes the joined output (called at most once per turn, never with ''). */
+  constructor(private readonly sink: (data: string) => void) {}
+
+  /** Characters waiting for the end of the turn. */
+  get length(): number {
+    return this.out.length;
+  }
+
+  /** Queues `data` for this turn's write. */
+  push(data: string): void {
+    if (this.out === '') scheduleFlush(this);
+    this.out += data;
+  }
+
+  /** Writes what is queued now (before a TLS upgrade, or a close). */
+  flush(): void {
+    const data = this.out;
+    if (data === '') return;
+    this.out = '';
+    this.sink(data);
+  }
+}
+
+const toFlush: TurnBuffer[] = [];
+let flushQueued = false;
+
+function scheduleFlush(b: TurnBuffer): void {
+  toFlush.push(b);
+  if (!flushQueued) {
+    flushQueued = true;
+    process.nextTick(flushAll);
+  }
+}
+
+function flushAll(): void {
+  flushQueued = false;
+  // A buffer flushed early (release before STARTTLS) and written to again is listed twice: the second flush is a no-op.
+  for (let i = 0; i < toFlush.length; i++) toFlush[i]!.flush();
+  toFlush.length = 0;
+}
+
 /** The `tls-exporter` channel-binding data of a TLS connection (RFC 9266 §2), or `null` when it cannot be exported. */
 export function tlsExporter(socket: tls.TLSSocket): Buffer | null {
   try {

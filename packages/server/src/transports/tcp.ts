@@ -2,14 +2,14 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { NS, StreamError, XmlStreamParser, escapeAttr, type XmlStreamLimits } from '@parley/xmpp';
 import type { StreamOpen, StreamReceiver, StreamTransport } from './transport.ts';
-import { TurnCork, tlsExporter } from './socket-io.ts';
+import { TurnBuffer, tlsExporter } from './socket-io.ts';
 
 const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
 /**
  * A TCP connection carrying one XMPP stream, optionally upgraded with STARTTLS
  * (RFC 6120 §5) or TLS from the first byte (XEP-0368 direct TLS). Writes made in
- * one event-loop turn are corked into one socket write; Nagle is off.
+ * one event-loop turn are joined into one socket write ({@link TurnBuffer}); Nagle is off.
  */
 export class TcpTransport implements StreamTransport {
   private socket: net.Socket | tls.TLSSocket;
@@ -17,7 +17,10 @@ export class TcpTransport implements StreamTransport {
   private parser: XmlStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
   private onClose: (() => void) | null = null;
-  private readonly cork = new TurnCork();
+  private readonly out = new TurnBuffer((data) => {
+    const s = this.socket;
+    if (!this.closed && s.writable) s.write(data);
+  });
   private closed = false;
   private cb: Buffer | null | undefined;
   readonly remoteAddress: string;
@@ -42,7 +45,7 @@ export class TcpTransport implements StreamTransport {
   }
 
   get pendingBytes(): number {
-    return this.socket.writableLength;
+    return this.socket.writableLength + this.out.length;
   }
 
   attach(receiver: StreamReceiver, onClose: () => void, limits: XmlStreamLimits): void {
@@ -68,10 +71,8 @@ export class TcpTransport implements StreamTransport {
   }
 
   write(data: string): void {
-    const s = this.socket;
-    if (this.closed || !s.writable) return;
-    this.cork.hold(s);
-    s.write(data);
+    if (this.closed || !this.socket.writable) return;
+    this.out.push(data);
   }
 
   /** RFC 6120 §4.7: `<stream:stream>` with `jabber:client` as the content namespace. */
@@ -91,7 +92,7 @@ export class TcpTransport implements StreamTransport {
     const raw = this.socket;
     if (!this.secureContext || this.secure) return Promise.reject(new Error('TLS not available'));
     // Flush <proceed/> before the handshake takes over the socket.
-    this.cork.release();
+    this.out.flush();
     raw.removeAllListeners('data');
     raw.removeAllListeners('close');
     raw.removeAllListeners('error');
@@ -114,9 +115,9 @@ export class TcpTransport implements StreamTransport {
 
   close(): void {
     if (this.closed) return;
+    this.out.flush();
     this.closed = true;
     const s = this.socket;
-    this.cork.release();
     s.end();
     // Do not wait for a peer that never closes its side.
     setTimeout(() => s.destroy(), 2000).unref();
