@@ -337,27 +337,28 @@ class BlockingService {
   /** Whether the account addressed by `ev.to` blocks the sender (never its own resources, §5 note). */
   private blocksSender(ev: StanzaEvent): boolean | Promise<boolean> {
     if (!this.isAccount(ev.to) || ev.from.bare().equals(ev.to.bare()) || this.isServer(ev.from)) return false;
-    return this.withList(ev.to.local, (list) => isBlocked(list, ev.from));
+    // The hot path (every delivery): a list in memory, usually empty; no closure is made.
+    const l = this.list(ev.to.local);
+    if (l instanceof Set) return l.size !== 0 && isBlocked(l, ev.from);
+    return l.then((list) => isBlocked(list, ev.from));
   }
 
   /** Messages from a blocked JID: `service-unavailable` (error messages dropped), never delivered nor stored. */
   private inboundMessage(ev: StanzaEvent): boolean | void | Promise<boolean | void> {
-    const act = (blocked: boolean): boolean | void => {
-      if (!blocked) return;
-      if (ev.stanza.attrs.type === 'error') return HANDLED;
-      throw new StanzaError('service-unavailable');
-    };
     const b = this.blocksSender(ev);
-    return typeof b === 'boolean' ? act(b) : b.then(act);
+    if (b === false) return;
+    if (b === true) return refuseMessage(ev);
+    return b.then((blocked) => (blocked ? refuseMessage(ev) : undefined));
   }
 
   /** iq get/set to a full JID from a blocked JID: `service-unavailable`. */
   private inboundIq(ev: StanzaEvent): boolean | void | Promise<boolean | void> {
-    const act = (blocked: boolean): void => {
-      if (blocked) throw new StanzaError('service-unavailable');
-    };
     const b = this.blocksSender(ev);
-    return typeof b === 'boolean' ? act(b) : b.then(act);
+    if (b === false) return;
+    if (b === true) throw new StanzaError('service-unavailable');
+    return b.then((blocked) => {
+      if (blocked) throw new StanzaError('service-unavailable');
+    });
   }
 
   /** iq result/error from a blocked JID: dropped silently. */
@@ -429,4 +430,10 @@ class BlockingService {
       return HANDLED;
     });
   }
+}
+
+/** A message from a blocked JID (XEP-0191 §3.3): errors are dropped, anything else refused with `service-unavailable`. */
+function refuseMessage(ev: StanzaEvent): boolean {
+  if (ev.stanza.attrs.type === 'error') return HANDLED;
+  throw new StanzaError('service-unavailable');
 }
