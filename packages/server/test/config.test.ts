@@ -52,7 +52,7 @@ const DEFAULTS: ParleyConfig = {
     failure_delay: 1000,
     max_failure_delay: 30_000,
   },
-  limits: { max_stanza_size: 262_144, max_depth: 32, max_attributes: 64 },
+  limits: { max_stanza_size: 262_144, max_depth: 32, max_attributes: 64, max_output_queue: 4_194_304 },
   ping: { interval: 300_000, timeout: 60_000 },
   storage: { driver: 'sqlite', path: 'parley.db' },
   modules: { disabled: [], extra: [], version: { name: 'Parley', show_os: false }, vcard: { max_size: 131_072 }, roster: { max_items: 1000 }, offline: { max_messages: 500 }, muc: { host: null, name: 'Chatrooms', creation: 'local', admins: [], history_length: 20, max_users: 1000, groupchat_1_0: true, default_room: { public: true, persistent: false, members_only: false, moderated: false, whois: 'moderators', allow_pm: 'anyone', allow_invites: false, change_subject: false, logging: false, max_users: 200 } }, legacyauth: { enabled: false }, register: { policy: null, extra_fields: [], rate_limit: { max: 5, window: 3_600_000 }, exempt: ['127.0.0.0/8', '::1'] } },

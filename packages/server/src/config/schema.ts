@@ -448,6 +448,8 @@ const limitsSchema = section(
     max_stanza_size: integer(10_000, undefined, ' (bytes)').default(262_144),
     max_depth: integer(4).default(32),
     max_attributes: integer(8).default(64),
+    // Backpressure: output queued for one client that does not read (ARCHITECTURE §7).
+    max_output_queue: integer(65_536, undefined, ' (bytes)').default(4_194_304),
   }),
 );
 

@@ -143,6 +143,9 @@ limits:
   max_depth: 32
   # Most attributes on one element.
   max_attributes: 64
+  # Bytes queued for a client that does not read its stream (4 MiB) before the server gives
+  # up on it (policy-violation stream error), so a stuck client cannot grow the server's memory.
+  max_output_queue: 4194304
 
 # Server-initiated pings of idle clients (XEP-0199).
 ping:

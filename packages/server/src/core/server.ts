@@ -20,9 +20,6 @@ import { TcpTransport, listenTcp, type Listener } from '../transports/tcp.ts';
 import { HttpService } from '../http/server.ts';
 import { BUILTIN } from '../modules/index.ts';
 
-/** Bytes queued for a client that does not read before its stream is closed (backpressure). */
-const MAX_OUTPUT_QUEUE = 4 * 1024 * 1024;
-
 /** The storage settings of a configuration, with paths resolved against `data_dir`. */
 export function storageConfigOf(config: ParleyConfig): StorageConfig {
   const s = config.storage;
@@ -148,7 +145,7 @@ export class Server {
         maxStanzaSize: c.limits.max_stanza_size,
         maxDepth: c.limits.max_depth,
         maxAttributes: c.limits.max_attributes,
-        maxOutputQueue: MAX_OUTPUT_QUEUE,
+        maxOutputQueue: c.limits.max_output_queue,
         scramIterations: c.auth.scram_iterations,
       },
     };
