@@ -76,6 +76,9 @@ interface OpenedDatabase extends Database {
   migrationSchema: string | undefined;
 }
 
+/** Prepared statements kept per SQLite database (distinct SQL texts; the cache starts over when full). */
+const PREPARED_STATEMENTS_MAX = 500;
+
 async function openSqlite(path: string): Promise<OpenedDatabase> {
   if (typeof path !== 'string' || path === '') {
     throw new RangeError('storage: sqlite path must be a file path or ":memory:"');
@@ -94,7 +97,23 @@ async function openSqlite(path: string): Promise<OpenedDatabase> {
     sqlite.close();
     throw error;
   }
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) });
+  // Kysely prepares every query it runs; the server runs the same few dozen SQL texts over and
+  // over (a login reads credentials, roster, blocklist …), so prepared statements are kept by
+  // SQL text. SQLite re-prepares a kept statement itself if the schema changes.
+  const statements = new Map<string, ReturnType<typeof sqlite.prepare>>();
+  const database = {
+    close: () => sqlite.close(),
+    prepare(sqlText: string) {
+      let st = statements.get(sqlText);
+      if (st === undefined) {
+        if (statements.size >= PREPARED_STATEMENTS_MAX) statements.clear();
+        st = sqlite.prepare(sqlText);
+        statements.set(sqlText, st);
+      }
+      return st;
+    },
+  };
+  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database }) });
   return { db, dialect: 'sqlite', close: once(() => db.destroy()), migrationSchema: undefined };
 }
 
