@@ -15,7 +15,9 @@
  *   parent → child  { type: 'stop' } child stops the server, removes the data directory and exits 0
  *
  * Arguments: `--accounts <n>` (default 100), `--password <p>` (default `bench-password`),
- * `--domain <d>` (default `localhost`). Exits when the parent goes away.
+ * `--domain <d>` (default `localhost`), `--no-require-encryption` (c2s.require_encryption
+ * false: clients may authenticate on a plain stream; the generator's `--no-tls`). Exits
+ * when the parent goes away.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
       accounts: { type: 'string', default: '100' },
       password: { type: 'string', default: 'bench-password' },
       domain: { type: 'string', default: 'localhost' },
+      'no-require-encryption': { type: 'boolean', default: false },
     },
   });
   const accounts = Number(values.accounts);
@@ -50,7 +53,7 @@ async function main(): Promise<void> {
     data_dir: dataDir,
     log_level: 'silent',
     storage: { driver: 'sqlite', path: 'parley.db' },
-    c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'] },
+    c2s: { port: 0, direct_tls_port: 0, interfaces: ['127.0.0.1'], require_encryption: !values['no-require-encryption'] },
     // Free ports, so a running server's 5280/5281 do not clash (WebSocket: --transport ws|wss).
     http: { port: 0, tls_port: 0, interfaces: ['127.0.0.1'] },
     // As in the tests: a failed login (a broken benchmark) is reported quickly.
