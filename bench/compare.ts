@@ -201,17 +201,24 @@ interface Figure {
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
 const ok = (l: Line): boolean => !l.error && !l.partial;
 
-/** The lines of a sweep's steps up to its best rate, and the step at the reference rate. */
+/**
+ * The steps a sweep's result rests on: the best step and the first step that failed (a
+ * disturbance there could have ended the sweep early). A step below the best passed, so a
+ * disturbance there did not change the figure and does not mark it.
+ */
 function sweepBasis(lines: Line[], step: string, sweep: Line): Line[] {
-  const best = num(sweep.best_rate);
-  const ref = num(sweep.ref_rate);
-  return lines.filter((l) => l.scenario === step && ((best !== null && num(l.rate)! <= best) || num(l.rate) === ref));
+  const rates = [num(sweep.best_rate), num(sweep.first_failed_rate)].filter((r): r is number => r !== null);
+  return lines.filter((l) => {
+    const rate = num(l.rate);
+    return l.scenario === step && rate !== null && rates.includes(rate);
+  });
 }
 
-function login(tls: boolean) {
+/** A field of the login line (logins/s, or the server's CPU time per login). */
+function login(tls: boolean, field: 'per_second' | 'server_us_per_op' = 'per_second') {
   return (lines: Line[]): { value: number; basis: Line[] } | null => {
     const l = lines.find((x) => x.scenario === 'login' && x.tls === tls && ok(x) && num(x.errors) === 0);
-    const v = l ? num(l.per_second) : null;
+    const v = l ? num(l[field]) : null;
     return v === null ? null : { value: v, basis: [l!] };
   };
 }
@@ -237,6 +244,10 @@ function sweepFigure(scenario: 'chat' | 'muc', field: 'best' | 'ref_p99') {
 const FIGURES: Figure[] = [
   { label: 'TLS logins/s', better: 'higher', scenario: 'login-tls', digits: 0, read: login(true) },
   { label: 'non-TLS logins/s', better: 'higher', scenario: 'login-plain', digits: 0, read: login(false) },
+  // Logins are not cleanly bound by one side (client and server TLS handshakes cost about
+  // the same, eight round trips each): the server's CPU per login says what the server pays.
+  { label: 'server CPU µs per TLS login', better: 'lower', scenario: 'login-tls', digits: 0, read: login(true, 'server_us_per_op') },
+  { label: 'server CPU µs per non-TLS login', better: 'lower', scenario: 'login-plain', digits: 0, read: login(false, 'server_us_per_op') },
   { label: 'chat: max msg/s with p99 < 100 ms', better: 'higher', scenario: 'chat', digits: 0, read: sweepFigure('chat', 'best') },
   { label: 'MUC: max deliveries/s with p99 < 100 ms', better: 'higher', scenario: 'muc', digits: 0, read: sweepFigure('muc', 'best') },
   { label: 'chat: p99 ms at 1,000 msg/s', better: 'lower', scenario: 'chat', digits: 1, read: sweepFigure('chat', 'ref_p99') },
@@ -254,6 +265,11 @@ const FIGURES: Figure[] = [
     },
   },
 ];
+
+/** A result line that counted something wrong (errors, losses, duplicates, reordering, foreign or unexpected stanzas, dropped sessions). */
+function troubled(l: Line): boolean {
+  return ['errors', 'lost', 'duplicates', 'out_of_order', 'foreign', 'unexpected', 'dropped'].some((k) => (num(l[k]) ?? 0) > 0);
+}
 
 /** A line that saw more than `pct` % of its wall time used by other processes (a disturbed measurement). */
 function disturbed(l: Line, pct: number): boolean {
@@ -316,13 +332,16 @@ function table(meta: Meta, lines: Line[], pct: number): string {
       for (let run = 1; run <= meta.runs; run++) {
         const mine = lines.filter((l) => l.server === s && l.run === run && l.cell === f.scenario && !String(l.type ?? '').startsWith('compare-'));
         const exit = lines.find((l) => l.type === 'compare-cell' && l.server === s && l.run === run && l.cell === f.scenario)?.exit;
-        if (exit !== undefined && exit !== 0) complained = true;
         if (mine.length === 0) continue;
         const r = f.read(mine);
         if (r === null) {
           failed++;
           continue;
         }
+        // The generator failed the run (exit 1): does that touch this figure? A sweep that
+        // lost messages past its knee says so in its line (first_failed_rate) and that is
+        // no complaint; an error line, or trouble in the lines the figure rests on, is.
+        if (exit !== undefined && exit !== 0 && (mine.some((l) => l.error) || r.basis.some(troubled))) complained = true;
         values.push(r.value);
         if (r.basis.some((l) => disturbed(l, pct))) flagged = true;
       }
@@ -375,9 +394,14 @@ function table(meta: Meta, lines: Line[], pct: number): string {
   if (what.length) notes.push(what.join(' '));
   if (withRatio) notes.push('Ratio: Parley’s median over the better median of the others (for “lower is better” rows, under 1 means Parley is better).');
   if (anyComplaint) {
-    notes.push('† the generator exited non-zero in a run of this scenario (a failed login or join, a lost, duplicated or reordered message, an unexpected stanza: see the .log file); the figure comes from the lines it printed.');
+    notes.push('† the generator reported a failure touching this figure in a run (an error, or a loss, duplicate, reordering or unexpected stanza in the lines it rests on: see the .log file).');
   }
-  if (anyDisturbed) notes.push(`\\* other processes used more than ${pct} % of the wall time during the measurement: a disturbed figure.`);
+  if (anyDisturbed) {
+    notes.push(
+      `\\* in at least one run, other processes used more than ${pct} % of the wall time while the lines this figure rests on were measured ` +
+        '(the login line; a sweep\'s best step and first failed step, or its step at the reference rate; the idle steps): a disturbed figure.',
+    );
+  }
   if (missing.length) notes.push(`No figure (the generator printed no line for it): ${missing.join('; ')}.`);
   return `${out.join('\n')}\n\n${notes.join('\n')}\n`;
 }
