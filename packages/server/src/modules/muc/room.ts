@@ -430,15 +430,7 @@ export class Room {
    */
   private broadcastPresence(occupant: Occupant, codes: number[], except?: Occupant, opts: Parameters<Room['presenceOf']>[1] = { jid: false }): void {
     if (this.config.presenceBroadcast.includes(opts.role ?? occupant.role)) {
-      let withJid: XmlElement | undefined;
-      let withoutJid: XmlElement | undefined;
-      for (const other of this.occupants.values()) {
-        if (other === occupant || other === except) continue;
-        let p: XmlElement;
-        if (this.config.whois === 'anyone' || other.role === 'moderator') p = withJid ??= this.presenceOf(occupant, { ...opts, jid: true, codes });
-        else p = withoutJid ??= this.presenceOf(occupant, { ...opts, jid: false, codes });
-        this.sendToOccupant(p, occupant.jid, other);
-      }
+      this.toViewers(occupant, except, (jid) => this.presenceOf(occupant, { ...opts, jid, codes }));
     }
     if (except !== occupant) {
       const self = this.presenceOf(occupant, { ...opts, jid: true, codes: [S.SELF, ...codes] });
@@ -480,14 +472,7 @@ export class Room {
   ): void {
     const opts = { unavailable: presence, role: 'none' as Role, ...extra };
     if (this.config.presenceBroadcast.includes(formerRole)) {
-      let withJid: XmlElement | undefined;
-      let withoutJid: XmlElement | undefined;
-      for (const other of this.occupants.values()) {
-        let p: XmlElement;
-        if (this.config.whois === 'anyone' || other.role === 'moderator') p = withJid ??= this.presenceOf(occupant, { ...opts, jid: true, codes });
-        else p = withoutJid ??= this.presenceOf(occupant, { ...opts, jid: false, codes });
-        this.sendToOccupant(p, occupant.jid, other);
-      }
+      this.toViewers(occupant, undefined, (jid) => this.presenceOf(occupant, { ...opts, jid, codes }));
     }
     const self = this.presenceOf(occupant, { ...opts, jid: true, codes: [S.SELF, ...codes] });
     for (const s of occupant.sessions.values()) {
@@ -550,15 +535,26 @@ export class Room {
 
   /** Presence of a still-present occupant with special options (the 303 of a nick change) to all, self with 110. */
   private broadcastPresenceAs(occupant: Occupant, opts: { unavailable: XmlElement; newNick: string; codes: number[] }): void {
-    const send = (to: Occupant, jid: boolean, codes: number[]) => {
-      const p = this.presenceOf(occupant, { jid, codes, unavailable: opts.unavailable, newNick: opts.newNick });
-      this.sendToOccupant(p, occupant.jid, to);
-    };
+    const make = (jid: boolean, codes: number[]) => this.presenceOf(occupant, { jid, codes, unavailable: opts.unavailable, newNick: opts.newNick });
+    if (this.config.presenceBroadcast.includes(occupant.role)) this.toViewers(occupant, undefined, (jid) => make(jid, opts.codes));
+    this.sendToOccupant(make(true, [S.SELF, ...opts.codes]), occupant.jid, occupant);
+  }
+
+  /**
+   * Sends a presence of `occupant` to every other occupant but `except`: with the real JID to
+   * those who may see it (a non-anonymous room, or moderators, §7.2.5), without to the rest.
+   * `make(withJid)` builds each variant once, whatever the number of recipients.
+   */
+  private toViewers(occupant: Occupant, except: Occupant | undefined, make: (withJid: boolean) => XmlElement): void {
+    let withJid: XmlElement | undefined;
+    let withoutJid: XmlElement | undefined;
     for (const other of this.occupants.values()) {
-      if (other === occupant) send(other, true, [S.SELF, ...opts.codes]);
-      else if (this.config.presenceBroadcast.includes(occupant.role)) send(other, this.config.whois === 'anyone' || other.role === 'moderator', opts.codes);
+      if (other === occupant || other === except) continue;
+      const p = this.config.whois === 'anyone' || other.role === 'moderator' ? (withJid ??= make(true)) : (withoutJid ??= make(false));
+      this.sendToOccupant(p, occupant.jid, other);
     }
   }
+
 
   // ---------------------------------------------------------------------------
   // Messages (XEP-0045 §7.4, §7.5, §7.8, §8.1, §8.6)
