@@ -1,4 +1,4 @@
-import { NS, StanzaError, capsVerification, xml, type XmlElement } from '@parley/xmpp';
+import { NS, StanzaError, capsVerification, dataFormElement, xml, type XmlElement } from '@parley/xmpp';
 import { CONTACT_KINDS, SERVERINFO_FORM_TYPE, type ParleyConfig } from '../config/schema.ts';
 import type { DiscoInfo } from '../core/disco.ts';
 import { defineModule } from '../core/module.ts';
@@ -19,12 +19,10 @@ export const CAPS_NODE = 'https://parley.example/caps';
  */
 export function serverInfoForms(info: ParleyConfig['server_info']): XmlElement[] {
   const form = (type: string, fields: Array<[string, string[]]>) =>
-    xml(
-      'x',
-      { xmlns: NS.DATA_FORMS, type: 'result' },
-      xml('field', { var: 'FORM_TYPE', type: 'hidden' }, xml('value', null, type)),
-      fields.map(([v, values]) => xml('field', { var: v }, values.map((value) => xml('value', null, value)))),
-    );
+    dataFormElement({
+      type: 'result',
+      fields: [{ var: 'FORM_TYPE', type: 'hidden', values: [type] }, ...fields.map(([v, values]) => ({ var: v, values }))],
+    });
   const contact: Array<[string, string[]]> = CONTACT_KINDS.filter((k) => info.contact[k].length > 0).map((k) => [
     `${k}-addresses`,
     info.contact[k],

@@ -4,6 +4,7 @@ import {
   NS,
   SaslError,
   StanzaError,
+  parseDataForm,
   StreamError,
   errorReply,
   xml,
@@ -94,12 +95,9 @@ function readSubmission(query: XmlElement, formTypes: string[]): Submission {
   const values = new Map<string, string[]>();
   const x = query.getChild('x', NS.DATA_FORMS);
   if (x) {
-    if (x.attrs.type !== 'submit') throw new StanzaError('bad-request', "the data form must be of type 'submit' (XEP-0004 §3.1)");
-    for (const f of x.getChildren('field', NS.DATA_FORMS)) {
-      const v = f.attrs.var;
-      if (v === undefined) continue;
-      values.set(v, f.getChildren('value', NS.DATA_FORMS).map((e) => e.text()));
-    }
+    const form = parseDataForm(x);
+    if (form.type !== 'submit') throw new StanzaError('bad-request', "the data form must be of type 'submit' (XEP-0004 §3.1)");
+    for (const f of form.fields) if (f.var !== undefined) values.set(f.var, f.values);
     const formType = values.get('FORM_TYPE');
     if (formType !== undefined && !(formType.length === 1 && formTypes.includes(formType[0]!))) {
       throw new StanzaError('bad-request', `FORM_TYPE must be ${formTypes.join(' or ')}`);
