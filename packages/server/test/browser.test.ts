@@ -142,7 +142,17 @@ async function report(ok: boolean, pages: (ChatPage | undefined)[]): Promise<voi
   }
 }
 
-test('web chat: Converse in Chromium logs two accounts in at /chat and they exchange messages over WebSocket', { timeout: 240_000 }, async (t) => {
+/**
+ * Alice and Bob, each in a browser context of one Chromium, logged in at `/chat` on a fresh
+ * server; `body` then drives their pages. Afterwards: screenshots, and every request of both
+ * pages must have gone to this server and succeeded. On failure: `report` (screenshots, console).
+ */
+async function withAliceAndBob(
+  t: TestContext,
+  pageNames: [string, string],
+  opts: { befriend: boolean },
+  body: (ts: TestServer, alice: ChatPage, bob: ChatPage) => Promise<void>,
+): Promise<void> {
   if (!haveChromium(t)) return;
   const started = Date.now();
   const ts = await startTestServer();
@@ -151,35 +161,14 @@ test('web chat: Converse in Chromium logs two accounts in at /chat and they exch
   let bob: ChatPage | undefined;
   let ok = false;
   try {
-    const domain = ts.config.domain;
     await ts.createUser('alice', 'alice-secret-1');
     await ts.createUser('bob', 'bob-secret-2');
-    await befriend(ts, { user: 'alice', name: 'Alice' }, { user: 'bob', name: 'Bob' });
-
+    if (opts.befriend) await befriend(ts, { user: 'alice', name: 'Alice' }, { user: 'bob', name: 'Bob' });
     browser = await launch();
     const base = `http://127.0.0.1:${ts.httpPort}`;
-    [alice, bob] = await Promise.all([openChatPage(browser, base, 'alice'), openChatPage(browser, base, 'bob')]);
+    [alice, bob] = await Promise.all([openChatPage(browser, base, pageNames[0]), openChatPage(browser, base, pageNames[1])]);
     await Promise.all([logIn(alice, 'alice', 'alice-secret-1'), logIn(bob, 'bob', 'bob-secret-2')]);
-
-    // Logged in: each roster shows the other (roster fetched over the WebSocket stream).
-    await alice.page.locator('a.open-chat', { hasText: 'Bob' }).first().waitFor({ state: 'visible' });
-    await bob.page.locator('a.open-chat', { hasText: 'Alice' }).first().waitFor({ state: 'visible' });
-
-    const hello = `Hello Bob, from Alice's browser ${Date.now()}`;
-    const aliceChat = await openChatWith(alice, 'Bob', `bob@${domain}`);
-    await send(aliceChat, hello);
-    await aliceChat.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
-
-    // Bob: the message arrives (unread on Alice's roster entry); open the chat with her.
-    const bobChat = await openChatWith(bob, 'Alice', `alice@${domain}`);
-    await bobChat.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
-    assert.match(await bobChat.locator('.chat-msg__text', { hasText: hello }).innerText(), /Hello Bob, from Alice's browser/);
-
-    const reply = `Hi Alice, Bob here ${Date.now()}`;
-    await send(bobChat, reply);
-    await aliceChat.locator('.chat-msg__text', { hasText: reply }).waitFor({ state: 'visible' });
-    assert.match(await aliceChat.innerText(), new RegExp(reply));
-
+    await body(ts, alice, bob);
     await Promise.all([screenshot(alice), screenshot(bob)]);
     assert.deepEqual(alice.problems, [], 'alice: every request goes to this server and succeeds');
     assert.deepEqual(bob.problems, [], 'bob: every request goes to this server and succeeds');
@@ -190,7 +179,31 @@ test('web chat: Converse in Chromium logs two accounts in at /chat and they exch
     await browser?.close().catch(() => {});
     await ts.stop();
   }
-});
+}
+
+test('web chat: Converse in Chromium logs two accounts in at /chat and they exchange messages over WebSocket', { timeout: 240_000 }, (t) =>
+  withAliceAndBob(t, ['alice', 'bob'], { befriend: true }, async (ts, alice, bob) => {
+    const domain = ts.config.domain;
+      // Logged in: each roster shows the other (roster fetched over the WebSocket stream).
+      await alice.page.locator('a.open-chat', { hasText: 'Bob' }).first().waitFor({ state: 'visible' });
+      await bob.page.locator('a.open-chat', { hasText: 'Alice' }).first().waitFor({ state: 'visible' });
+
+      const hello = `Hello Bob, from Alice's browser ${Date.now()}`;
+      const aliceChat = await openChatWith(alice, 'Bob', `bob@${domain}`);
+      await send(aliceChat, hello);
+      await aliceChat.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
+
+      // Bob: the message arrives (unread on Alice's roster entry); open the chat with her.
+      const bobChat = await openChatWith(bob, 'Alice', `alice@${domain}`);
+      await bobChat.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
+      assert.match(await bobChat.locator('.chat-msg__text', { hasText: hello }).innerText(), /Hello Bob, from Alice's browser/);
+
+      const reply = `Hi Alice, Bob here ${Date.now()}`;
+      await send(bobChat, reply);
+      await aliceChat.locator('.chat-msg__text', { hasText: reply }).waitFor({ state: 'visible' });
+      assert.match(await aliceChat.innerText(), new RegExp(reply));
+  }),
+);
 
 test('web chat: "Create an account" registers in-band (XEP-0077) over WebSocket and logs the new account in', { timeout: 240_000 }, async (t) => {
   if (!haveChromium(t)) return;
@@ -256,38 +269,17 @@ async function enterRoom(cp: ChatPage, room: string, nick: string) {
   return muc;
 }
 
-test('web chat: two Converse users create and enter a groupchat (XEP-0045) and talk in it', { timeout: 240_000 }, async (t) => {
-  if (!haveChromium(t)) return;
-  const ts = await startTestServer();
-  let browser: Browser | undefined;
-  let alice: ChatPage | undefined;
-  let bob: ChatPage | undefined;
-  let ok = false;
-  try {
-    await ts.createUser('alice', 'alice-secret-1');
-    await ts.createUser('bob', 'bob-secret-2');
-    browser = await launch();
-    const base = `http://127.0.0.1:${ts.httpPort}`;
-    alice = await openChatPage(browser, base, 'alice-muc');
-    bob = await openChatPage(browser, base, 'bob-muc');
-    await Promise.all([logIn(alice, 'alice', 'alice-secret-1'), logIn(bob, 'bob', 'bob-secret-2')]);
-    // Alice creates the room (Converse accepts the default configuration: an instant room).
-    const aliceRoom = await enterRoom(alice, 'lounge', 'Alice');
-    const bobRoom = await enterRoom(bob, 'lounge', 'Bob');
-    await aliceRoom.locator('converse-muc-sidebar, .occupant-list', { hasText: 'Bob' }).first().waitFor({ state: 'visible' });
-    const hello = `Hello room, Alice here ${Date.now()}`;
-    await send(aliceRoom, hello);
-    await bobRoom.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
-    const reply = `Hi Alice, Bob in the room ${Date.now()}`;
-    await send(bobRoom, reply);
-    await aliceRoom.locator('.chat-msg__text', { hasText: reply }).waitFor({ state: 'visible' });
-    await Promise.all([screenshot(alice), screenshot(bob)]);
-    assert.deepEqual(alice.problems, [], 'alice: every request goes to this server and succeeds');
-    assert.deepEqual(bob.problems, [], 'bob: every request goes to this server and succeeds');
-    ok = true;
-  } finally {
-    await report(ok, [alice, bob]);
-    await browser?.close().catch(() => {});
-    await ts.stop();
-  }
-});
+test('web chat: two Converse users create and enter a groupchat (XEP-0045) and talk in it', { timeout: 240_000 }, (t) =>
+  withAliceAndBob(t, ['alice-muc', 'bob-muc'], { befriend: false }, async (_ts, alice, bob) => {
+      // Alice creates the room (Converse accepts the default configuration: an instant room).
+      const aliceRoom = await enterRoom(alice, 'lounge', 'Alice');
+      const bobRoom = await enterRoom(bob, 'lounge', 'Bob');
+      await aliceRoom.locator('converse-muc-sidebar, .occupant-list', { hasText: 'Bob' }).first().waitFor({ state: 'visible' });
+      const hello = `Hello room, Alice here ${Date.now()}`;
+      await send(aliceRoom, hello);
+      await bobRoom.locator('.chat-msg__text', { hasText: hello }).waitFor({ state: 'visible' });
+      const reply = `Hi Alice, Bob in the room ${Date.now()}`;
+      await send(bobRoom, reply);
+      await aliceRoom.locator('.chat-msg__text', { hasText: reply }).waitFor({ state: 'visible' });
+  }),
+);
