@@ -9,6 +9,7 @@
 import { O, account } from './options.ts';
 import { emit, info, latencyFigures, round, setPartial, type Result } from './report.ts';
 import { cpuFigures, cpuSnapshot, type Server, type ServerStats } from './server.ts';
+import { paceSenders, type Pacer } from './pacing.ts';
 import { closeAll, runLogins, type Bound } from './xmpp.ts';
 
 /** Untimed warm-up messages per sender before a message scenario is measured. */
@@ -184,7 +185,6 @@ export async function messageScenario(server: Server): Promise<boolean> {
   }
   lastProgress = performance.now();
 
-  let sendLagMax = 0;
   const c0 = await cpuSnapshot(server);
   const t0 = performance.now();
   const make = (seconds: number, serverNow: ServerStats | null, extra: Result): Result => {
@@ -199,7 +199,7 @@ export async function messageScenario(server: Server): Promise<boolean> {
       rate_per_sender: RATE,
       window: RATE === 0 ? WINDOW : null,
       // With --rate: the most a message was sent after its scheduled time (generator lag), ms.
-      send_lag_max_ms: RATE === 0 ? null : round(sendLagMax),
+      send_lag_max_ms: pacer === null ? null : round(pacer.sendLagMax),
       sent: sentTotal,
       delivered: deliveredTotal,
       lost: sentTotal - deliveredTotal,
@@ -215,37 +215,12 @@ export async function messageScenario(server: Server): Promise<boolean> {
   };
   setPartial((s) => make((performance.now() - t0) / 1000, s, { partial: true }));
 
-  let ticker: NodeJS.Timeout | undefined;
+  let pacer: Pacer | null = null;
   if (RATE === 0) {
     for (const p of peers) pump(p);
   } else {
-    // Each sender is due `RATE` messages a second from its own offset; a 1 ms ticker sends
-    // what is due, stamped with the time it was due.
-    const interval = 1000 / RATE;
-    const offsets = peers.map((p) => (p.index / n) * interval);
-    const tick = (): void => {
-      const now = performance.now();
-      let all = true;
-      for (const p of peers) {
-        if (p.sent >= MESSAGES) continue;
-        all = false;
-        const due = Math.min(MESSAGES, Math.floor((now - t0 - offsets[p.index]!) / interval) + 1);
-        if (due <= p.sent) continue;
-        let out = '';
-        // How late this generator is sending (it counts in the latency, by design).
-        const lag = now - (t0 + offsets[p.index]! + p.sent * interval);
-        if (lag > sendLagMax) sendLagMax = lag;
-        while (p.sent < due) {
-          const seq = p.sent++;
-          const ts = (t0 + offsets[p.index]! + seq * interval).toFixed(3);
-          out += `${p.head}${seq}'><body>${ts} ${p.index} ${seq}</body></message>`;
-        }
-        p.session.socket.write(out);
-      }
-      if (all) clearInterval(ticker);
-    };
-    ticker = setInterval(tick, 1);
-    tick();
+    // Each sender is due `RATE` messages a second from its own offset.
+    pacer = paceSenders(peers, MESSAGES, 1000 / RATE, t0);
   }
   // Nothing delivered for STALL_MS while nothing is left to send (or nothing at all): lost.
   const watchdog = setInterval(() => {
@@ -254,7 +229,7 @@ export async function messageScenario(server: Server): Promise<boolean> {
     if (idle > STALL_MS && (allSent || RATE === 0)) giveUp(`no delivery for ${STALL_MS / 1000} s; giving up on the rest`);
   }, 250);
   await finished;
-  clearInterval(ticker);
+  pacer?.stop();
   clearInterval(watchdog);
   const seconds = (tEnd - t0) / 1000;
   const s1 = await server.stats();

@@ -19,6 +19,7 @@ import { O, account, mucMessagesPerSender } from './options.ts';
 import { emit, info, latencyFigures, round, setPartial, type Result } from './report.ts';
 import { cpuFigures, cpuSnapshot, type Server, type ServerStats } from './server.ts';
 import { STALL_MS, WARMUP_MESSAGES } from './messages.ts';
+import { paceSenders, type Pacer } from './pacing.ts';
 import { P99_LIMIT_MS, Sweep } from './sweep.ts';
 import { StanzaReader, attr, closeAll, fastAttr, hasStatus, runLogins, type Bound } from './xmpp.ts';
 
@@ -470,7 +471,6 @@ export async function mucScenario(server: Server): Promise<boolean> {
     }
     const finished = new Promise<void>((res) => (finish = res));
     tEnd = 0;
-    let sendLagMax = 0;
     const c0 = await cpuSnapshot(server);
     const t0 = performance.now();
     lastProgress = t0;
@@ -488,7 +488,7 @@ export async function mucScenario(server: Server): Promise<boolean> {
         // Offered room messages/s (all senders together); null: as fast as the window allows.
         rate: r === 0 ? null : r,
         window: r === 0 ? WINDOW : null,
-        send_lag_max_ms: r === 0 ? null : round(sendLagMax),
+        send_lag_max_ms: pacer === null ? null : round(pacer.sendLagMax),
         sent,
         deliveries_expected: sent * n,
         delivered: c.delivered,
@@ -511,36 +511,12 @@ export async function mucScenario(server: Server): Promise<boolean> {
     };
     setPartial((s) => make((performance.now() - t0) / 1000, s, { partial: true }));
 
-    let ticker: NodeJS.Timeout | undefined;
+    let pacer: Pacer | null = null;
     if (r === 0) {
       for (const p of senders) pump(p);
     } else {
-      // Each sender is due r/S messages a second, staggered so that the room receives one
-      // every 1/r s; a 1 ms ticker sends what is due, stamped with the time it was due.
-      const interval = (1000 * S) / r;
-      const offsets = senders.map((p) => (p.index / S) * interval);
-      const tick = (): void => {
-        const now = performance.now();
-        let all = true;
-        for (const p of senders) {
-          if (p.sent >= M) continue;
-          all = false;
-          const due = Math.min(M, Math.floor((now - t0 - offsets[p.index]!) / interval) + 1);
-          if (due <= p.sent) continue;
-          const lag = now - (t0 + offsets[p.index]! + p.sent * interval);
-          if (lag > sendLagMax) sendLagMax = lag;
-          let out = '';
-          while (p.sent < due) {
-            const seq = p.sent++;
-            const ts = (t0 + offsets[p.index]! + seq * interval).toFixed(3);
-            out += `${p.head}${stepNo}-${seq}'><body>${ts} ${p.index} ${seq}</body></message>`;
-          }
-          p.session.socket.write(out);
-        }
-        if (all) clearInterval(ticker);
-      };
-      ticker = setInterval(tick, 1);
-      tick();
+      // Each sender is due r/S messages a second, staggered so that the room receives one every 1/r s.
+      pacer = paceSenders(senders, M, (1000 * S) / r, t0, `${stepNo}-`);
     }
     const watchdog = setInterval(() => {
       const idle = performance.now() - lastProgress;
@@ -549,7 +525,7 @@ export async function mucScenario(server: Server): Promise<boolean> {
     }, 250);
     if (closed) giveUp?.(closed);
     await finished;
-    clearInterval(ticker);
+    pacer?.stop();
     clearInterval(watchdog);
     const seconds = (tEnd - t0) / 1000;
     const s1 = await server.stats();
