@@ -28,6 +28,7 @@ import {
   type ScramCredentialsRow,
 } from '../src/storage/index.ts';
 import { migrations } from '../src/storage/migrations.ts';
+import { PreparedQuery } from '../src/storage/prepared.ts';
 
 const PG_URL = process.env.PARLEY_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REQUIRE_PG = process.env.PARLEY_REQUIRE_POSTGRES === '1';
@@ -418,6 +419,41 @@ function storageSuite(backend: Backend): void {
       assert.equal(await offline.count(HOST, 'otto'), 0);
       assert.equal(await kv.get(HOST, 'otto', 'vcard', ''), null);
       assert.equal(await new RosterStore(database).count(HOST, 'otto'), 0);
+    });
+
+    test('prepared queries: compiled once, run with new values, in transactions too; a value compiled into the SQL text is refused', async () => {
+      await store.create(HOST, 'pia', [creds('SHA-1')]);
+      const kv = new KvStore(database);
+      // An argument used twice (the upsert's value) and constants of the query ('note').
+      const put = new PreparedQuery(database.db, (q, username: string, key: string, value: string) =>
+        q
+          .insertInto('kv_store')
+          .values({ host: HOST, username, store: 'note', key, value })
+          .onConflict((oc) => oc.columns(['host', 'username', 'store', 'key']).doUpdateSet({ value })),
+      );
+      const read = new PreparedQuery(database.db, (q, username: string, key: string) =>
+        q.selectFrom('kv_store').select('value').where('host', '=', HOST).where('username', '=', username).where('store', '=', 'note').where('key', '=', key),
+      );
+      await put.rows('pia', 'a', '1');
+      await put.rows('pia', 'b', '2');
+      await put.rows('pia', 'a', '3');
+      assert.deepEqual(await read.first('pia', 'a'), { value: '3' });
+      assert.equal(await read.first('pia', 'c'), undefined);
+      assert.deepEqual(Object.fromEntries(await kv.all(HOST, 'pia', 'note')), { a: '3', b: '2' });
+      // In a transaction that rolls back, nothing stays.
+      await assert.rejects(
+        database.db.transaction().execute(async (trx) => {
+          const r = await put.run(trx, 'pia', 'c', '4');
+          assert.equal(Number(r.numAffectedRows), 1);
+          assert.deepEqual((await read.run(trx, 'pia', 'c')).rows, [{ value: '4' }]);
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.equal(await read.first('pia', 'c'), undefined);
+      const raw = new PreparedQuery(database.db, (q, key: string) => q.selectFrom('kv_store').select('value').where(sql.ref(key), '=', 'x'));
+      await assert.rejects(raw.rows('value'), /must bind each of its 1 arguments/);
+      assert.equal(await store.remove(HOST, 'pia'), true);
     });
 
     test('MUC rooms, affiliations and archive: stored, replaced, read back in order, deleted with the room', async () => {

@@ -50,6 +50,11 @@ export class SessionManager {
     return this.byBare.has(bare.bareString());
   }
 
+  /** `true` when the account `bare` (a prepared `local@domain` string) has at least one session. */
+  hasAccount(bare: string): boolean {
+    return this.byBare.has(bare);
+  }
+
   /**
    * Adds a session. Returns the session it replaces (same full JID), which the
    * caller closes with `conflict` (RFC 6120 §7.7.2.2).

@@ -5,9 +5,10 @@
  * store compares them byte-wise and never re-prepares them. Passwords are stored only as
  * SCRAM salted keys (RFC 5802 §3, RFC 7677; ARCHITECTURE.md §4).
  */
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './database.ts';
 import type { Schema } from './schema.ts';
+import { PreparedQuery } from './prepared.ts';
 
 /**
  * The SCRAM salted keys of an account for one hash function (RFC 5802 §3). Same shape as
@@ -55,6 +56,23 @@ export class AccountNotFoundError extends Error {
   }
 }
 
+/** The queries run on every login (and by last activity, registration …), built once (prepared.ts). */
+function accountQueries(db: Kysely<Schema>) {
+  return {
+    exists: new PreparedQuery(db, (q, host: string, username: string) =>
+      q.selectFrom('accounts').select('username').where('host', '=', host).where('username', '=', username),
+    ),
+    credentials: new PreparedQuery(db, (q, host: string, username: string, hash: string) =>
+      q
+        .selectFrom('scram_credentials')
+        .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
+        .where('host', '=', host)
+        .where('username', '=', username)
+        .where('hash', '=', hash),
+    ),
+  };
+}
+
 /**
  * Accounts and their SCRAM credentials, on SQLite or PostgreSQL.
  *
@@ -64,10 +82,12 @@ export class AccountNotFoundError extends Error {
  */
 export class AccountStore {
   readonly #database: Database;
+  readonly #q: ReturnType<typeof accountQueries>;
 
   /** `db`: an open database from `openDatabase()`; the store does not close it. */
   constructor(db: Database) {
     this.#database = db;
+    this.#q = accountQueries(db.db);
   }
 
   /**
@@ -97,13 +117,7 @@ export class AccountStore {
 
   /** Returns true if the account `username@host` exists (disabled or not). */
   async exists(host: string, username: string): Promise<boolean> {
-    const row = await this.#database.db
-      .selectFrom('accounts')
-      .select('username')
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .executeTakeFirst();
-    return row !== undefined;
+    return (await this.#q.exists.first(host, username)) !== undefined;
   }
 
   /**
@@ -111,13 +125,7 @@ export class AccountStore {
    * if the account does not exist or has no credentials for that hash.
    */
   async getCredentials(host: string, username: string, hash: string): Promise<ScramCredentialsRow | null> {
-    const row = await this.#database.db
-      .selectFrom('scram_credentials')
-      .select(['hash', 'salt', 'iterations', 'stored_key', 'server_key'])
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .where('hash', '=', hash)
-      .executeTakeFirst();
+    const row = await this.#q.credentials.first(host, username, hash);
     if (row === undefined) return null;
     return {
       hash: row.hash,

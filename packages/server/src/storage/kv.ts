@@ -1,4 +1,30 @@
+import type { Kysely } from 'kysely';
 import type { Database } from './database.ts';
+import { PreparedQuery } from './prepared.ts';
+import type { Schema } from './schema.ts';
+
+/** The reads and writes modules make per stanza and per login, built once (prepared.ts). */
+function kvQueries(db: Kysely<Schema>) {
+  const keyed = (q: Kysely<Schema>, host: string, username: string, store: string) =>
+    q.selectFrom('kv_store').where('host', '=', host).where('username', '=', username).where('store', '=', store);
+  return {
+    get: new PreparedQuery(db, (q, host: string, username: string, store: string, key: string) =>
+      keyed(q, host, username, store).select('value').where('key', '=', key),
+    ),
+    all: new PreparedQuery(db, (q, host: string, username: string, store: string) =>
+      keyed(q, host, username, store).select(['key', 'value']).orderBy('key'),
+    ),
+    set: new PreparedQuery(db, (q, host: string, username: string, store: string, key: string, value: string) =>
+      q
+        .insertInto('kv_store')
+        .values({ host, username, store, key, value })
+        .onConflict((oc) => oc.columns(['host', 'username', 'store', 'key']).doUpdateSet({ value })),
+    ),
+    delete: new PreparedQuery(db, (q, host: string, username: string, store: string, key: string) =>
+      q.deleteFrom('kv_store').where('host', '=', host).where('username', '=', username).where('store', '=', store).where('key', '=', key),
+    ),
+  };
+}
 
 /**
  * Per-account key/value storage for modules (`kv_store`): private XML storage
@@ -9,55 +35,33 @@ import type { Database } from './database.ts';
  */
 export class KvStore {
   private db: Database;
+  readonly #q: ReturnType<typeof kvQueries>;
 
   constructor(db: Database) {
     this.db = db;
+    this.#q = kvQueries(db.db);
   }
 
   /** The value, or `null`. */
   async get(host: string, username: string, store: string, key: string): Promise<string | null> {
-    const row = await this.db.db
-      .selectFrom('kv_store')
-      .select('value')
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .where('store', '=', store)
-      .where('key', '=', key)
-      .executeTakeFirst();
+    const row = await this.#q.get.first(host, username, store, key);
     return row ? row.value : null;
   }
 
   /** Sets a value (insert or replace). The account must exist (foreign key). */
   async set(host: string, username: string, store: string, key: string, value: string): Promise<void> {
-    await this.db.db
-      .insertInto('kv_store')
-      .values({ host, username, store, key, value })
-      .onConflict((oc) => oc.columns(['host', 'username', 'store', 'key']).doUpdateSet({ value }))
-      .execute();
+    await this.#q.set.rows(host, username, store, key, value);
   }
 
   /** Deletes a value; returns whether it existed. */
   async delete(host: string, username: string, store: string, key: string): Promise<boolean> {
-    const r = await this.db.db
-      .deleteFrom('kv_store')
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .where('store', '=', store)
-      .where('key', '=', key)
-      .executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+    const r = await this.#q.delete.run(this.db.db, host, username, store, key);
+    return Number(r.numAffectedRows ?? 0) > 0;
   }
 
   /** Every key → value of one store of an account, sorted by key. */
   async all(host: string, username: string, store: string): Promise<Map<string, string>> {
-    const rows = await this.db.db
-      .selectFrom('kv_store')
-      .select(['key', 'value'])
-      .where('host', '=', host)
-      .where('username', '=', username)
-      .where('store', '=', store)
-      .orderBy('key')
-      .execute();
+    const rows = await this.#q.all.rows(host, username, store);
     return new Map(rows.map((r) => [r.key, r.value]));
   }
 

@@ -374,9 +374,12 @@ export function installPresence(ctx: ModuleContext, presence: PresenceService, r
   // XEP-0077 §3.2: an account being removed cancels its subscriptions both ways, so contacts' rosters follow.
   ctx.on('user/deleting', async (ev: { username: string }) => {
     for (const item of await roster.items(ev.username)) await presence.cancelOnRemove(ev.username, item);
+    roster.release(ev.username, true);
   });
   // Connection loss or logout without unavailable presence (§4.5.2).
   ctx.on('session/ended', (ev: { session: Session }) => {
     presence.broadcastUnavailable(null, ev.session);
   });
+  // After every other handler has read it: the roster kept for the account's sessions goes with the last one.
+  ctx.on('session/ended', (ev: { session: Session }) => roster.release(ev.session.jid.local), -1000);
 }

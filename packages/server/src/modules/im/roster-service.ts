@@ -28,25 +28,76 @@ export function newItem(jid: string): RosterItem {
   return { jid, name: null, subscription: 'none', ask: false, approved: false, groups: [] };
 }
 
+/** An account's roster as read from storage: the items sorted by JID, and its version (XEP-0237). */
+interface LoadedRoster {
+  items: RosterItem[];
+  byJid: Map<string, RosterItem>;
+  version: number;
+}
+
 /**
  * Rosters of the local accounts: reads, changes with roster pushes to every
  * interested resource (RFC 6121 §2.1.6) carrying the new version (XEP-0237).
+ *
+ * The roster of an account with a session on this node is read from storage once and
+ * kept (a login otherwise reads it for the roster get, again for initial presence, and
+ * again at logout; Prosody keeps online users' rosters the same way). Rosters change only
+ * through this service: a change drops the kept copy after it is written, so the next
+ * read loads it again, and the copy goes when the account's last session ends. Accounts
+ * without a session are read from storage every time. Items handed out are shared: do not
+ * modify them.
  */
 export class RosterService {
   readonly store: RosterStore;
   private ctx: ModuleContext;
+  /** Account (localpart) → its roster, for accounts with a session. */
+  readonly #online = new Map<string, Promise<LoadedRoster>>();
 
   constructor(ctx: ModuleContext) {
     this.ctx = ctx;
     this.store = new RosterStore(ctx.storage);
   }
 
-  get(username: string, jid: string): Promise<RosterItem | null> {
-    return this.store.get(this.ctx.host, username, jid);
+  async get(username: string, jid: string): Promise<RosterItem | null> {
+    const kept = this.#kept(username);
+    if (kept === undefined) return this.store.get(this.ctx.host, username, jid);
+    return (await kept).byJid.get(jid) ?? null;
   }
 
-  items(username: string): Promise<RosterItem[]> {
-    return this.store.items(this.ctx.host, username);
+  async items(username: string): Promise<RosterItem[]> {
+    return (await this.#load(username)).items;
+  }
+
+  /** The roster's current version (XEP-0237; 0 for a roster never changed). */
+  async version(username: string): Promise<number> {
+    return (await this.#load(username)).version;
+  }
+
+  /** Forgets the kept roster of `username` unless the account still has a session (after its sessions end, or its deletion). */
+  release(username: string, always = false): void {
+    if (always || !this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) this.#online.delete(username);
+  }
+
+  #kept(username: string): Promise<LoadedRoster> | undefined {
+    return this.#online.get(username) ?? (this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`) ? this.#load(username) : undefined);
+  }
+
+  #load(username: string): Promise<LoadedRoster> {
+    const kept = this.#online.get(username);
+    if (kept !== undefined) return kept;
+    const loading = this.store.load(this.ctx.host, username).then(({ items, version }) => ({
+      items,
+      version,
+      byJid: new Map(items.map((i) => [i.jid, i])),
+    }));
+    if (this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) {
+      this.#online.set(username, loading);
+      // A failed read is not kept: the next read tries again.
+      loading.catch(() => {
+        if (this.#online.get(username) === loading) this.#online.delete(username);
+      });
+    }
+    return loading;
   }
 
   /**
@@ -60,7 +111,13 @@ export class RosterService {
     const item: RosterItem = before ? { ...before, groups: [...before.groups] } : newItem(jid);
     change(item);
     if (before && JSON.stringify(before) === JSON.stringify(item)) return item;
-    const version = await this.store.put(this.ctx.host, username, item);
+    let version: number;
+    try {
+      version = await this.store.put(this.ctx.host, username, item);
+    } finally {
+      // After the write (committed or failed): a read that began before it is not kept.
+      this.#online.delete(username);
+    }
     this.push(username, itemElement(item), version);
     return item;
   }
@@ -69,7 +126,12 @@ export class RosterService {
   async remove(username: string, jid: string): Promise<RosterItem | null> {
     const before = await this.get(username, jid);
     if (!before) return null;
-    const version = await this.store.remove(this.ctx.host, username, jid);
+    let version: number | null;
+    try {
+      version = await this.store.remove(this.ctx.host, username, jid);
+    } finally {
+      this.#online.delete(username);
+    }
     if (version !== null) this.push(username, itemElement(before, true), version);
     return before;
   }

@@ -25,7 +25,7 @@ export function installRoster(ctx: ModuleContext, roster: RosterService, presenc
       const user = own(ev);
       ev.origin!.data.set(INTERESTED, true);
       const host = ctx.host;
-      const current = await roster.store.version(host, user);
+      const current = await roster.version(user);
       const asked = ev.stanza.getChild('query', NS_ROSTER)?.attrs.ver;
       if (asked !== undefined && /^\d+$/.test(asked)) {
         const since = Number(asked);
@@ -66,7 +66,7 @@ export function installRoster(ctx: ModuleContext, roster: RosterService, presenc
       if (new Set(groups).size !== groups.length) throw new StanzaError('bad-request', 'a group is listed twice (RFC 6121 §2.3.3)');
       const name = item.attrs.name;
       const existing = await roster.get(user, jid);
-      if (!existing && (await roster.store.count(ctx.host, user)) >= maxItems) {
+      if (!existing && (await roster.items(user)).length >= maxItems) {
         throw new StanzaError('not-allowed', `the roster is full (${maxItems} items, RFC 6121 §2.3.3)`);
       }
       // The client sets only name and groups; 'subscription' and 'ask' are the server's (§2.1.2.5).
