@@ -10,3 +10,4 @@ export * from './precis.ts';
 export * from './caps.ts';
 export * from './extension.ts';
 export * from './forms.ts';
+export * from './random.ts';

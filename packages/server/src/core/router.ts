@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { JID, NS, StanzaError, errorReply, xml, type XmlElement } from '@parley/xmpp';
+import { JID, NS, StanzaError, errorReply, randomToken, xml, type XmlElement } from '@parley/xmpp';
 import { HANDLED, type Hooks } from './hooks.ts';
 import type { Session, SessionManager } from './session.ts';
 import type { Logger } from './logger.ts';
@@ -237,7 +236,7 @@ export class Router {
    * `remote-server-timeout` after `timeoutMs`.
    */
   request(iq: XmlElement, timeoutMs = 30000): Promise<XmlElement> {
-    const id = iq.attrs.id ?? (iq.attrs.id = randomBytes(8).toString('hex'));
+    const id = iq.attrs.id ?? (iq.attrs.id = randomToken(8, 'hex'));
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

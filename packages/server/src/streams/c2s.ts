@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   JID,
   NS,
@@ -10,6 +9,7 @@ import {
   errorReply,
   escapeAttr,
   parsePlain,
+  randomToken,
   xml,
   type SaslCondition,
   type StreamHeader,
@@ -165,7 +165,7 @@ export class C2SStream implements Session, StreamReceiver {
 
   /** @internal RFC 6120 §4.7: validate the initiating stream header, answer with ours and the features. */
   streamStart(h: StreamHeader): void {
-    this.id = randomBytes(12).toString('base64url');
+    this.id = randomToken(12, 'base64url');
     // RFC 6120 §4.9.1.2: an error before our header still needs our header first.
     const to = h.attrs.to;
     const from = h.attrs.from;
@@ -547,7 +547,7 @@ export class C2SStream implements Session, StreamReceiver {
     const requested = bind.getChildText('resource')?.trim() ?? '';
     let jid: JID;
     try {
-      jid = JID.of(this.username, this.ctx.domain, requested === '' ? randomBytes(6).toString('hex') : requested);
+      jid = JID.of(this.username, this.ctx.domain, requested === '' ? randomToken(6, 'hex') : requested);
     } catch {
       // RFC 6120 §7.7.2.1: a resource that cannot be processed.
       return this.replyError(iq, new StanzaError('bad-request', `'${requested}' is not a valid resource`));
@@ -685,7 +685,7 @@ export class C2SStream implements Session, StreamReceiver {
     if (this.phase === 'closing' || this.phase === 'closed') return;
     if (error) {
       if (!this.headerSent) {
-        this.transport.openStream({ from: this.ctx.domain, id: this.id || randomBytes(12).toString('base64url') });
+        this.transport.openStream({ from: this.ctx.domain, id: this.id || randomToken(12, 'base64url') });
         this.headerSent = true;
       }
       this.log.debug({ condition: error.condition, text: error.text, ip: this.remoteAddress }, 'c2s: stream error');

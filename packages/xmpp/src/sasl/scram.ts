@@ -18,6 +18,7 @@
  */
 
 import { createHash, createHmac, pbkdf2, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomToken } from '../random.ts';
 import { saslprep } from '@mongodb-js/saslprep';
 import { SaslError } from './errors.ts';
 
@@ -547,7 +548,7 @@ export class ScramServer {
       hash,
     );
 
-    const nonce = clientNonce + (this.#options.serverNonce ?? randomBytes(NONCE_BYTES).toString('base64'));
+    const nonce = clientNonce + (this.#options.serverNonce ?? randomToken(NONCE_BYTES, 'base64'));
     const serverFirst = `r=${nonce},s=${credentials.salt.toString('base64')},i=${credentials.iterations}`;
     this.#state = {
       phase: 'started',
@@ -711,7 +712,7 @@ export class ScramClient {
     }
     const authzid = options.authzid ?? '';
     this.#gs2Header = `${flag},${authzid === '' ? '' : `a=${encodeSaslname(authzid)}`},`;
-    this.#clientNonce = options.clientNonce ?? randomBytes(NONCE_BYTES).toString('base64');
+    this.#clientNonce = options.clientNonce ?? randomToken(NONCE_BYTES, 'base64');
     if (!PRINTABLE.test(this.#clientNonce)) {
       throw new SaslError('malformed-request', 'clientNonce must be printable ASCII without ","');
     }
