@@ -565,6 +565,7 @@ export class C2SStream implements Session, StreamReceiver {
     this.fullJidString = jid.toString();
     this.bound = true;
     clearTimeout(this.authTimer);
+    this.authTimer = undefined; // not kept by an idle session
     const replaced = this.ctx.sessions.add(this);
     // RFC 6120 §7.7.2.2: our policy is that the new session replaces the old one.
     if (replaced) (replaced as C2SStream).close(new StreamError('conflict', 'replaced by a new session with the same resource'));

@@ -31,8 +31,18 @@ export function newItem(jid: string): RosterItem {
 /** An account's roster as read from storage: the items sorted by JID, and its version (XEP-0237). */
 interface LoadedRoster {
   items: RosterItem[];
-  byJid: Map<string, RosterItem>;
   version: number;
+  /** Items by JID, made on the first lookup in a roster of more than {@link INDEX_FROM} items. */
+  byJid?: Map<string, RosterItem>;
+}
+
+/** Rosters up to this size are searched item by item (no index kept for an idle session). */
+const INDEX_FROM = 16;
+
+function find(r: LoadedRoster, jid: string): RosterItem | null {
+  if (r.items.length <= INDEX_FROM) return r.items.find((i) => i.jid === jid) ?? null;
+  r.byJid ??= new Map(r.items.map((i) => [i.jid, i]));
+  return r.byJid.get(jid) ?? null;
 }
 
 /**
@@ -50,8 +60,8 @@ interface LoadedRoster {
 export class RosterService {
   readonly store: RosterStore;
   private ctx: ModuleContext;
-  /** Account (localpart) → its roster, for accounts with a session. */
-  readonly #online = new Map<string, Promise<LoadedRoster>>();
+  /** Account (localpart) → its roster (while being read: the read), for accounts with a session. */
+  readonly #online = new Map<string, LoadedRoster | Promise<LoadedRoster>>();
 
   constructor(ctx: ModuleContext) {
     this.ctx = ctx;
@@ -59,9 +69,9 @@ export class RosterService {
   }
 
   async get(username: string, jid: string): Promise<RosterItem | null> {
-    const kept = this.#kept(username);
-    if (kept === undefined) return this.store.get(this.ctx.host, username, jid);
-    return (await kept).byJid.get(jid) ?? null;
+    const online = this.#online.has(username) || this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`);
+    if (!online) return this.store.get(this.ctx.host, username, jid);
+    return find(await this.#load(username), jid);
   }
 
   async items(username: string): Promise<RosterItem[]> {
@@ -78,24 +88,22 @@ export class RosterService {
     if (always || !this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) this.#online.delete(username);
   }
 
-  #kept(username: string): Promise<LoadedRoster> | undefined {
-    return this.#online.get(username) ?? (this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`) ? this.#load(username) : undefined);
-  }
-
-  #load(username: string): Promise<LoadedRoster> {
+  #load(username: string): LoadedRoster | Promise<LoadedRoster> {
     const kept = this.#online.get(username);
     if (kept !== undefined) return kept;
-    const loading = this.store.load(this.ctx.host, username).then(({ items, version }) => ({
-      items,
-      version,
-      byJid: new Map(items.map((i) => [i.jid, i])),
-    }));
+    const loading: Promise<LoadedRoster> = this.store.load(this.ctx.host, username);
     if (this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) {
       this.#online.set(username, loading);
-      // A failed read is not kept: the next read tries again.
-      loading.catch(() => {
-        if (this.#online.get(username) === loading) this.#online.delete(username);
-      });
+      loading.then(
+        // Kept as the roster itself once read, unless a change dropped the read meanwhile.
+        (roster) => {
+          if (this.#online.get(username) === loading) this.#online.set(username, roster);
+        },
+        // A failed read is not kept: the next read tries again.
+        () => {
+          if (this.#online.get(username) === loading) this.#online.delete(username);
+        },
+      );
     }
     return loading;
   }
