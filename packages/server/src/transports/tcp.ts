@@ -56,6 +56,8 @@ export class TcpTransport implements StreamTransport {
 
   restart(): void {
     this.parser?.reset();
+    // The channel-binding data served the SASL exchange that ends with this restart; an idle session need not keep it.
+    this.cb = undefined;
   }
 
   private listen(socket: net.Socket): void {
@@ -102,7 +104,10 @@ export class TcpTransport implements StreamTransport {
     this.cb = undefined;
     this.listen(tlsSocket);
     return new Promise((resolve, reject) => {
-      tlsSocket.once('secure', () => resolve());
+      tlsSocket.once('secure', () => {
+        tlsSocket.off('error', reject); // not kept for the life of the session
+        resolve();
+      });
       tlsSocket.once('error', reject);
     });
   }
