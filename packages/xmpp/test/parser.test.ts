@@ -169,3 +169,134 @@ describe('the stanza size limit counts bytes', () => {
     assert.equal(run([HEADER, stanza], { maxStanzaSize: 13_000 }).error, null);
   });
 });
+
+describe('the stanza size limit is exact and counts everything buffered', () => {
+  const stanza = `<message to='a@b'><body>${'é😀x'.repeat(500)}</body></message>`;
+  const size = Buffer.byteLength(stanza);
+
+  test('a stanza of exactly maxStanzaSize bytes passes, one byte more does not, whatever the chunking', () => {
+    for (const n of [1, 7, 999, 1 << 20]) {
+      assert.equal(run([HEADER, ' \n', ...bytes(stanza, n)], { maxStanzaSize: size }).error, null, `chunks of ${n}`);
+      assert.equal(run([HEADER, ...bytes(stanza, n)], { maxStanzaSize: size - 1 }).error?.condition, 'policy-violation', `chunks of ${n}`);
+    }
+  });
+
+  test('many stanzas with multi-byte text in one chunk are each measured exactly', () => {
+    const many = Array.from({ length: 40 }, () => stanza).join('\n');
+    const r = run([HEADER, many], { maxStanzaSize: size });
+    assert.equal(r.error, null);
+    assert.equal(r.stanzas.length, 40);
+  });
+
+  test('exact also when a handler parses other XML in between (a parser inside a callback)', () => {
+    const r = run([HEADER, [stanza, stanza, stanza].join('')], { maxStanzaSize: size });
+    assert.equal(r.error, null);
+    let inner = 0;
+    const p = new XmlStreamParser(
+      {
+        streamStart: () => {},
+        stanza: () => {
+          inner += parseXml(`<x>${'ü'.repeat(100)}</x>`).text().length;
+        },
+        streamEnd: () => {},
+        streamError: (e) => assert.fail(e.message),
+      },
+      { maxStanzaSize: size },
+    );
+    p.feed(HEADER);
+    p.feed(Buffer.from([stanza, stanza, stanza].join('')));
+    assert.equal(inner, 300);
+  });
+
+  test('an unfinished stream header, start tag or stanza counts', () => {
+    const header = HEADER.replace("to='localhost'", `to='${'a'.repeat(2000)}'`);
+    assert.equal(run([header.slice(0, 1500)], { maxStanzaSize: 1000 }).error?.condition, 'policy-violation');
+    assert.equal(run([HEADER, `<message to='${'a'.repeat(2000)}`], { maxStanzaSize: 1000 }).error?.condition, 'policy-violation');
+    assert.equal(run([HEADER, `<message>${'<a/>'.repeat(300)}`], { maxStanzaSize: 1000 }).error?.condition, 'policy-violation');
+  });
+});
+
+describe('reset() by a handler during feed() (restart after <starttls/> or SASL success)', () => {
+  function restarting(chunks: string[]): { events: string[] } {
+    const events: string[] = [];
+    const p: XmlStreamParser = new XmlStreamParser({
+      streamStart: (h) => events.push(`start ${h.attrs.to}`),
+      stanza: (el) => {
+        events.push(`stanza ${el.name}`);
+        if (el.name === 'starttls') p.reset();
+      },
+      streamEnd: () => events.push('end'),
+      streamError: (e) => events.push(`error ${e.condition}`),
+    });
+    for (const c of chunks) p.feed(Buffer.from(c));
+    return { events };
+  }
+
+  test('the rest of the chunk starts the new stream', () => {
+    const { events } = restarting([`${HEADER}<starttls/>${HEADER.replace('localhost', 'two')}<presence/>`]);
+    assert.deepEqual(events, ['start localhost', 'stanza starttls', 'start two', 'stanza presence']);
+  });
+
+  test('white space after the restarting stanza does not spoil the next XML declaration', () => {
+    const { events } = restarting([`${HEADER}<starttls/>\r\n`, `${HEADER.replace('localhost', 'two')}<presence/>`]);
+    assert.deepEqual(events, ['start localhost', 'stanza starttls', 'start two', 'stanza presence']);
+  });
+});
+
+describe('XML normalization, as the saxes-based parser did it', () => {
+  test('line breaks in text become \\n (CR LF split across chunks too); char references are kept', () => {
+    for (const n of [1, 2, 1000]) {
+      const r = run([HEADER, ...bytes("<message><body>a\r\nb\rc\nd&#13;e&#xD;&#10;</body></message>", n)]);
+      assert.equal(r.stanzas[0]!.getChildText('body'), 'a\nb\nc\nd\re\r\n', `chunks of ${n}`);
+    }
+  });
+
+  test('tabs and line breaks in attribute values become spaces', () => {
+    const r = run([HEADER, ...bytes("<message id='a\tb\r\nc\rd\ne&#9;f'/>", 3)]);
+    assert.equal(r.stanzas[0]!.attrs.id, 'a b c d e\tf');
+  });
+
+  test('a byte order mark may start the stream (bytes or text)', () => {
+    assert.equal(run([new Uint8Array([0xef, 0xbb, 0xbf]), HEADER]).headers.length, 1);
+    assert.equal(run([Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(HEADER)])]).error, null);
+    const r: StreamHeader[] = [];
+    const p = new XmlStreamParser({ streamStart: (h) => r.push(h), stanza: () => {}, streamEnd: () => {}, streamError: () => {} });
+    p.feed(`\ufeff${HEADER}`);
+    assert.equal(r.length, 1);
+  });
+
+  test('a lone surrogate in text input is not well-formed', () => {
+    for (const s of ['\ud800x', 'x\udc00', '\ud800\ud800']) {
+      const errors: string[] = [];
+      const p = new XmlStreamParser({ streamStart: () => {}, stanza: () => {}, streamEnd: () => {}, streamError: (e) => errors.push(e.condition) });
+      p.feed(`${HEADER}<message><body>${s}</body></message>`);
+      assert.deepEqual(errors, ['not-well-formed'], JSON.stringify(s));
+    }
+  });
+});
+
+describe('chunk boundaries', () => {
+  test('two streams cut inside their start tags, interleaved, parse as alone', () => {
+    const stanza = `<message to='a@b' from='c@d/e' xmlns:p='urn:p' p:x='1' xml:lang='en' id='abc'><body>hi</body></message>`;
+    const results: string[][] = [[], []];
+    const parsers = results.map(
+      (out) => new XmlStreamParser({ streamStart: () => {}, stanza: (el) => out.push(el.toString()), streamEnd: () => {}, streamError: (e) => out.push(e.condition) }),
+    );
+    const chunks = bytes(HEADER + stanza.repeat(3), 5);
+    for (const c of chunks) for (const p of parsers) p.feed(c);
+    assert.deepEqual(results[0], results[1]);
+    assert.equal(results[0]!.length, 3);
+    assert.equal(results[0]![0], run([HEADER, stanza]).stanzas[0]!.toString());
+  });
+
+  test('depth counts open elements; a partial start tag is not one yet', () => {
+    const p = new XmlStreamParser({ streamStart: () => {}, stanza: () => {}, streamEnd: () => {}, streamError: () => {} });
+    p.feed(HEADER);
+    p.feed("<message to='x'><body");
+    assert.equal(p.depth, 1);
+    p.feed('>hi</body>');
+    assert.equal(p.depth, 1);
+    p.feed('</message>');
+    assert.equal(p.depth, 0);
+  });
+});
