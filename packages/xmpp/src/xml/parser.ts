@@ -63,6 +63,8 @@ const RSQB = 0x5d;
 const NLX = -2;
 /** {@link XmlStreamParser.getc}: a character that is not allowed; the error is already reported. */
 const FAIL = -3;
+/** {@link XmlStreamParser.scanName}: the chunk ended inside the name. */
+const MORE = -4;
 
 // ASCII character classes (XML 1.0 5th ed. NameStartChar / NameChar, Namespaces NCName).
 const C_NAME_START = 1;
@@ -375,6 +377,11 @@ let cBase = 0;
 let cAscii = true;
 let cEndB = 0;
 let cw = 1;
+/** What the last {@link XmlStreamParser.scanName} read: where the name ends, its hash and whether it is all ASCII, and the character after it. */
+let scanEnd = 0;
+let scanHash = 0;
+let scanAscii = true;
+let scanTerm = 0;
 
 /** UTF-8 bytes of `s[from, to)` (a part of the chunk being parsed). */
 function utf8Bytes(s: string, from: number, to: number): number {
@@ -693,6 +700,65 @@ export class XmlStreamParser {
     return FAIL;
   }
 
+  /**
+   * Reads the rest of a Name (XML 1.0 §2.3 [5]) from `s[i]` on, and the character after it.
+   * Returns the index after that character, with the name's end in `scanEnd`, the character
+   * in `scanTerm` (as {@link getc} gives it), and, for an all-ASCII name, its hash in
+   * `scanHash` (`scanAscii`) for {@link nameAt}. Returns {@link MORE} when the chunk ends
+   * inside the name (what was read is added to `this.name`), {@link FAIL} after reporting a
+   * character outside the Char production.
+   */
+  private scanName(s: string, i: number, end: number): number {
+    const start = i;
+    let c = 0;
+    let h = 0;
+    let ascii = true;
+    for (;;) {
+      if (i >= end) {
+        this.name += s.slice(start, end);
+        return MORE;
+      }
+      c = s.charCodeAt(i);
+      if (c < 0x80) {
+        if ((CT[c]! & C_NAME) !== 0) {
+          h = (Math.imul(h, 31) + c) | 0;
+          i++;
+          continue;
+        }
+        break;
+      }
+      ascii = false;
+      if (c < 0xd800) {
+        if (isNameHigh(c)) {
+          i++;
+          continue;
+        }
+        break;
+      }
+      const d = this.getc(s, i, end);
+      if (d === FAIL) return FAIL;
+      if (!isNameHigh(d)) break;
+      i += cw;
+    }
+    scanEnd = i;
+    scanHash = h;
+    scanAscii = ascii;
+    if (c >= SP && c < 0x7f) cw = 1;
+    else {
+      c = this.getc(s, i, end);
+      if (c === FAIL) return FAIL;
+    }
+    scanTerm = c;
+    return i + cw;
+  }
+
+  /** The canonical string of the name {@link scanName} just read from `s[start]` on (with what an earlier chunk held of it). */
+  private scannedName(s: string, start: number): string {
+    const name = this.name === '' && scanAscii ? nameAt(s, start, scanEnd, scanHash) : canonicalName(this.name + s.slice(start, scanEnd));
+    this.name = '';
+    return name;
+  }
+
   /** Data is buffered from `s[p]` on. */
   private mark(p: number): void {
     this.markPos = p;
@@ -835,45 +901,11 @@ export class XmlStreamParser {
 
         case S_TAG_NAME: {
           const start = i;
-          let c = 0;
-          let h = 0;
-          let ascii = true;
-          for (;;) {
-            if (i >= end) {
-              this.name += s.slice(start, end);
-              break main;
-            }
-            c = s.charCodeAt(i);
-            if (c < 0x80) {
-              if ((CT[c]! & C_NAME) !== 0) {
-                h = (Math.imul(h, 31) + c) | 0;
-                i++;
-                continue;
-              }
-              break;
-            }
-            ascii = false;
-            if (c < 0xd800) {
-              if (isNameHigh(c)) {
-                i++;
-                continue;
-              }
-              break;
-            }
-            const d = this.getc(s, i, end);
-            if (d === FAIL) return;
-            if (!isNameHigh(d)) break;
-            i += cw;
-          }
-          const qname = this.name === '' && ascii ? nameAt(s, start, i, h) : canonicalName(this.name + s.slice(start, i));
-          this.name = '';
-          let t = c;
-          if (c >= SP && c < 0x7f) cw = 1;
-          else {
-            t = this.getc(s, i, end);
-            if (t === FAIL) return;
-          }
-          i += cw;
+          i = this.scanName(s, i, end);
+          if (i === MORE) break main;
+          if (i === FAIL) return;
+          const t = scanTerm;
+          const qname = this.scannedName(s, start);
           // The start tag's name is known: the depth limit applies before anything else.
           if (this.open.length / 3 >= this.maxDepth) {
             return void this.error('policy-violation', `elements nested deeper than ${this.maxDepth}`);
@@ -961,45 +993,11 @@ export class XmlStreamParser {
 
         case S_ATTR_NAME: {
           const start = i;
-          let c = 0;
-          let h = 0;
-          let ascii = true;
-          for (;;) {
-            if (i >= end) {
-              this.name += s.slice(start, end);
-              break main;
-            }
-            c = s.charCodeAt(i);
-            if (c < 0x80) {
-              if ((CT[c]! & C_NAME) !== 0) {
-                h = (Math.imul(h, 31) + c) | 0;
-                i++;
-                continue;
-              }
-              break;
-            }
-            ascii = false;
-            if (c < 0xd800) {
-              if (isNameHigh(c)) {
-                i++;
-                continue;
-              }
-              break;
-            }
-            const d = this.getc(s, i, end);
-            if (d === FAIL) return;
-            if (!isNameHigh(d)) break;
-            i += cw;
-          }
-          const name = this.name === '' && ascii ? nameAt(s, start, i, h) : canonicalName(this.name + s.slice(start, i));
-          this.name = '';
-          let t = c;
-          if (c >= SP && c < 0x7f) cw = 1;
-          else {
-            t = this.getc(s, i, end);
-            if (t === FAIL) return;
-          }
-          i += cw;
+          i = this.scanName(s, i, end);
+          if (i === MORE) break main;
+          if (i === FAIL) return;
+          const t = scanTerm;
+          const name = this.scannedName(s, start);
           this.attrName = name;
           this.attrColon = nameColon;
           if (t === EQ) {
@@ -1146,40 +1144,11 @@ export class XmlStreamParser {
 
         case S_CLOSE_NAME: {
           const start = i;
-          let c = 0;
-          for (;;) {
-            if (i >= end) {
-              this.name += s.slice(start, end);
-              break main;
-            }
-            c = s.charCodeAt(i);
-            if (c < 0x80) {
-              if ((CT[c]! & C_NAME) !== 0) {
-                i++;
-                continue;
-              }
-              break;
-            }
-            if (c < 0xd800) {
-              if (isNameHigh(c)) {
-                i++;
-                continue;
-              }
-              break;
-            }
-            const d = this.getc(s, i, end);
-            if (d === FAIL) return;
-            if (!isNameHigh(d)) break;
-            i += cw;
-          }
-          const nameEnd = i;
-          let t = c;
-          if (c >= SP && c < 0x7f) cw = 1;
-          else {
-            t = this.getc(s, i, end);
-            if (t === FAIL) return;
-          }
-          i += cw;
+          i = this.scanName(s, i, end);
+          if (i === MORE) break main;
+          if (i === FAIL) return;
+          const t = scanTerm;
+          const nameEnd = scanEnd;
           if (t === GT) {
             // The usual case, the name of the open element, compared where it is.
             const open = this.open;

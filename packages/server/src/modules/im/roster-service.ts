@@ -69,8 +69,7 @@ export class RosterService {
   }
 
   async get(username: string, jid: string): Promise<RosterItem | null> {
-    const online = this.#online.has(username) || this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`);
-    if (!online) return this.store.get(this.ctx.host, username, jid);
+    if (!this.#online.has(username) && !this.#hasSession(username)) return this.store.get(this.ctx.host, username, jid);
     return find(await this.#load(username), jid);
   }
 
@@ -85,14 +84,18 @@ export class RosterService {
 
   /** Forgets the kept roster of `username` unless the account still has a session (after its sessions end, or its deletion). */
   release(username: string, always = false): void {
-    if (always || !this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) this.#online.delete(username);
+    if (always || !this.#hasSession(username)) this.#online.delete(username);
+  }
+
+  #hasSession(username: string): boolean {
+    return this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`);
   }
 
   #load(username: string): LoadedRoster | Promise<LoadedRoster> {
     const kept = this.#online.get(username);
     if (kept !== undefined) return kept;
     const loading: Promise<LoadedRoster> = this.store.load(this.ctx.host, username);
-    if (this.ctx.sessions.hasAccount(`${username}@${this.ctx.host}`)) {
+    if (this.#hasSession(username)) {
       this.#online.set(username, loading);
       loading.then(
         // Kept as the roster itself once read, unless a change dropped the read meanwhile.
