@@ -438,6 +438,26 @@ describe('c2s streams', () => {
       c.close();
     });
 
+    test('what the server writes in the turn its TLS handshake ends leaves whole and in order, even when it closes the stream then', async () => {
+      // The server holds that turn's output until the handshake's own records have left
+      // (TcpTransport.holdAfterHandshake). Here the client sends its header and a stanza as
+      // soon as its handshake is done, so the header, the stream error and the close all fall
+      // in (or right after) the held turn; nothing may be lost or reordered. Direct TLS, then STARTTLS.
+      const d = await RawClient.connect(srv.tlsPort, { tls: true });
+      clients.push(d);
+      d.open();
+      d.send(`<message to='bob@localhost'><body>early</body></message>`);
+      await expectStreamError(d, 'not-authorized');
+
+      const s = await RawClient.connect(srv.port);
+      clients.push(s);
+      s.open();
+      await s.startTls();
+      s.open();
+      s.send(`<message to='bob@localhost'><body>early</body></message>`);
+      await expectStreamError(s, 'not-authorized');
+    });
+
     test('direct TLS (XEP-0368) goes straight to the SASL features', async () => {
       const c = await RawClient.connect(srv.tlsPort, { tls: true });
       clients.push(c);
