@@ -31,18 +31,26 @@ export interface Session {
  * The online sessions of this node: full JID → session, bare JID → resources.
  */
 export class SessionManager {
-  private byBare = new Map<string, Map<string, Session>>();
+  /**
+   * Bare JID → its session, or a Map resource → session once an account has more than one
+   * (most accounts have one: no Map per account, which an idle session would pay ~200 bytes for).
+   */
+  private byBare = new Map<string, Session | Map<string, Session>>();
   private total = 0;
 
   /** The session bound to a full JID, if online. */
   get(jid: JID): Session | undefined {
-    return this.byBare.get(jid.bareString())?.get(jid.resource);
+    const r = this.byBare.get(jid.bareString());
+    if (r === undefined) return undefined;
+    if (r instanceof Map) return r.get(jid.resource);
+    return r.jid.resource === jid.resource ? r : undefined;
   }
 
   /** Every session of an account (bare JID), in bind order. */
   resources(bare: JID): Session[] {
-    const m = this.byBare.get(bare.bareString());
-    return m ? [...m.values()] : [];
+    const r = this.byBare.get(bare.bareString());
+    if (r === undefined) return [];
+    return r instanceof Map ? [...r.values()] : [r];
   }
 
   /** `true` when the account has at least one session. */
@@ -61,13 +69,20 @@ export class SessionManager {
    */
   add(session: Session): Session | undefined {
     const key = session.jid.bareString();
-    let m = this.byBare.get(key);
-    if (!m) {
-      m = new Map();
-      this.byBare.set(key, m);
+    const resource = session.jid.resource;
+    const r = this.byBare.get(key);
+    let old: Session | undefined;
+    if (r === undefined) {
+      this.byBare.set(key, session);
+    } else if (r instanceof Map) {
+      old = r.get(resource);
+      r.set(resource, session);
+    } else if (r.jid.resource === resource) {
+      old = r;
+      this.byBare.set(key, session);
+    } else {
+      this.byBare.set(key, new Map([[r.jid.resource, r], [resource, session]]));
     }
-    const old = m.get(session.jid.resource);
-    m.set(session.jid.resource, session);
     if (!old) this.total++;
     return old;
   }
@@ -75,10 +90,17 @@ export class SessionManager {
   /** Removes a session if it is the one registered for its full JID. Returns whether it was. */
   remove(session: Session): boolean {
     const key = session.jid.bareString();
-    const m = this.byBare.get(key);
-    if (!m || m.get(session.jid.resource) !== session) return false;
-    m.delete(session.jid.resource);
-    if (m.size === 0) this.byBare.delete(key);
+    const r = this.byBare.get(key);
+    if (r === undefined) return false;
+    if (r instanceof Map) {
+      if (r.get(session.jid.resource) !== session) return false;
+      r.delete(session.jid.resource);
+      // Back to the plain entry when one session is left.
+      if (r.size === 1) this.byBare.set(key, r.values().next().value!);
+    } else {
+      if (r !== session) return false;
+      this.byBare.delete(key);
+    }
     this.total--;
     return true;
   }
@@ -90,6 +112,9 @@ export class SessionManager {
 
   /** Iterates every online session. */
   *all(): IterableIterator<Session> {
-    for (const m of this.byBare.values()) yield* m.values();
+    for (const r of this.byBare.values()) {
+      if (r instanceof Map) yield* r.values();
+      else yield r;
+    }
   }
 }

@@ -132,7 +132,7 @@ export class C2SStream implements Session, StreamReceiver {
     this.log = ctx.log;
     const o = ctx.options;
     ctx.streams.add(this);
-    transport.attach(this, () => this.teardown(), {
+    transport.attach(this, {
       maxStanzaSize: o.maxStanzaSize,
       maxDepth: o.maxDepth,
       maxAttributes: o.maxAttributes,
@@ -161,6 +161,10 @@ export class C2SStream implements Session, StreamReceiver {
   /** @internal */
   activity(): void {
     this.lastActivity = Date.now();
+  }
+
+  transportClosed(): void {
+    this.teardown();
   }
 
   /** @internal RFC 6120 §4.7: validate the initiating stream header, answer with ours and the features. */

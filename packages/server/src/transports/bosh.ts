@@ -233,7 +233,6 @@ export class BoshSession implements StreamTransport {
   private readonly p: SessionParams;
   private readonly service: BoshService;
   private receiver: StreamReceiver | null = null;
-  private onClose: (() => void) | null = null;
   private state: SessionState = 'open';
   /** The last 'rid' processed: every request up to it has been received and handed on (§14.2). */
   private lastRid: number;
@@ -291,10 +290,9 @@ export class BoshSession implements StreamTransport {
 
   // --- StreamTransport ----------------------------------------------------
 
-  attach(receiver: StreamReceiver, onClose: () => void): void {
+  attach(receiver: StreamReceiver): void {
     // The request bodies are parsed by the service with the same limits (config `limits`).
     this.receiver = receiver;
-    this.onClose = onClose;
   }
 
   /** After SASL success (RFC 6120 §6.4.6) the client asks for the new stream with `xmpp:restart` (XEP-0206 §5). */
@@ -652,9 +650,7 @@ export class BoshSession implements StreamTransport {
     this.sent.clear();
     this.finalBody = null;
     this.service.forget(this);
-    const onClose = this.onClose;
-    this.onClose = null;
-    onClose?.();
+    this.receiver?.transportClosed();
   }
 
   /** @internal Server shutdown: every waiting request gets `system-shutdown` (XEP-0124 §17.2). */

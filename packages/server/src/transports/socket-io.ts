@@ -33,29 +33,31 @@ export class TurnCork {
 
 /**
  * Output coalescing for a byte-stream transport: the strings written in one event-loop turn
- * are joined and leave in one `socket.write` (one Buffer, and over TLS as few records as the
+ * are joined and leave in one `sink()` call (one Buffer, and over TLS as few records as the
  * size allows) at the end of the turn. One `process.nextTick` flushes every buffer that was
- * written to in the turn, however many connections a fan-out touched.
+ * written to in the turn, however many connections a fan-out touched. A base class rather
+ * than an object the transport holds: an idle connection keeps no buffer object and no
+ * closure for its sink.
  */
-export class TurnBuffer {
+export abstract class TurnBuffer {
   private out = '';
 
-  /** @param sink writes the joined output (called at most once per turn, never with ''). */
-  constructor(private readonly sink: (data: string) => void) {}
+  /** Writes the joined output (called at most once per turn, never with ''). */
+  protected abstract sink(data: string): void;
 
   /** Characters waiting for the end of the turn. */
-  get length(): number {
+  protected get queuedLength(): number {
     return this.out.length;
   }
 
   /** Queues `data` for this turn's write. */
-  push(data: string): void {
+  protected queue(data: string): void {
     if (this.out === '') scheduleFlush(this);
     this.out += data;
   }
 
-  /** Writes what is queued now (before a TLS upgrade, or a close). */
-  flush(): void {
+  /** Writes what is queued now (at the end of the turn, or early: before a TLS upgrade or a close). */
+  flushTurn(): void {
     const data = this.out;
     if (data === '') return;
     this.out = '';
@@ -77,7 +79,7 @@ function scheduleFlush(b: TurnBuffer): void {
 function flushAll(): void {
   flushQueued = false;
   // A buffer flushed early (release before STARTTLS) and written to again is listed twice: the second flush is a no-op.
-  for (let i = 0; i < toFlush.length; i++) toFlush[i]!.flush();
+  for (let i = 0; i < toFlush.length; i++) toFlush[i]!.flushTurn();
   toFlush.length = 0;
 }
 

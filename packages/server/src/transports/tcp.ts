@@ -6,21 +6,32 @@ import { TurnBuffer, tlsExporter } from './socket-io.ts';
 
 const STREAM_HEADER_TAIL = `xmlns='${NS.CLIENT}' xmlns:stream='${NS.STREAM}' version='1.0' xml:lang='en'`;
 
+/** The transport a socket carries, for the socket event handlers below. */
+const TRANSPORT = Symbol('parley.tcpTransport');
+type Carrier = net.Socket & { [TRANSPORT]?: TcpTransport };
+
+// One set of socket handlers for every connection, finding the transport through the socket
+// (`this`), instead of three closures per connection.
+function onSocketData(this: Carrier, chunk: Buffer): void {
+  this[TRANSPORT]?.received(chunk);
+}
+function onSocketError(this: net.Socket): void {
+  this.destroy();
+}
+function onSocketClose(this: Carrier): void {
+  this[TRANSPORT]?.socketClosed();
+}
+
 /**
  * A TCP connection carrying one XMPP stream, optionally upgraded with STARTTLS
  * (RFC 6120 §5) or TLS from the first byte (XEP-0368 direct TLS). Writes made in
  * one event-loop turn are joined into one socket write ({@link TurnBuffer}); Nagle is off.
  */
-export class TcpTransport implements StreamTransport {
+export class TcpTransport extends TurnBuffer implements StreamTransport {
   private socket: net.Socket | tls.TLSSocket;
   private secureContext: tls.SecureContext | null;
   private parser: XmlStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
-  private onClose: (() => void) | null = null;
-  private readonly out = new TurnBuffer((data) => {
-    if (this.held !== null) this.held += data;
-    else if (!this.closed && this.socket.writable) this.socket.write(data);
-  });
   /** Output held back right after a TLS handshake (see {@link holdAfterHandshake}); `null` when not holding. */
   private held: string | null = null;
   private closed = false;
@@ -34,6 +45,7 @@ export class TcpTransport implements StreamTransport {
    * @param secureContext the server's TLS context for STARTTLS; `null` disables STARTTLS
    */
   constructor(socket: net.Socket | tls.TLSSocket, secureContext: tls.SecureContext | null) {
+    super();
     this.socket = socket;
     this.secureContext = secureContext;
     this.remoteAddress = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -74,13 +86,12 @@ export class TcpTransport implements StreamTransport {
   }
 
   get pendingBytes(): number {
-    return this.socket.writableLength + this.out.length + (this.held?.length ?? 0);
+    return this.socket.writableLength + this.queuedLength + (this.held?.length ?? 0);
   }
 
-  attach(receiver: StreamReceiver, onClose: () => void, limits: XmlStreamLimits): void {
+  attach(receiver: StreamReceiver, limits: XmlStreamLimits): void {
     this.receiver = receiver;
     this.parser = new XmlStreamParser(receiver, limits);
-    this.onClose = onClose;
   }
 
   restart(): void {
@@ -89,21 +100,34 @@ export class TcpTransport implements StreamTransport {
     this.cb = undefined;
   }
 
-  private listen(socket: net.Socket): void {
-    socket.on('data', (chunk: Buffer) => {
-      this.receiver?.activity();
-      this.parser?.feed(chunk);
-    });
-    socket.on('error', () => socket.destroy());
-    socket.on('close', () => {
-      this.closed = true;
-      this.onClose?.();
-    });
+  private listen(socket: Carrier): void {
+    socket[TRANSPORT] = this;
+    socket.on('data', onSocketData);
+    socket.on('error', onSocketError);
+    socket.on('close', onSocketClose);
+  }
+
+  /** @internal Input from the socket. */
+  received(chunk: Buffer): void {
+    this.receiver?.activity();
+    this.parser?.feed(chunk);
+  }
+
+  /** @internal The socket is closed (once). */
+  socketClosed(): void {
+    this.closed = true;
+    this.receiver?.transportClosed();
   }
 
   write(data: string): void {
     if (this.closed || !this.socket.writable) return;
-    this.out.push(data);
+    this.queue(data);
+  }
+
+  /** The turn's output: one socket write (held back right after a TLS handshake). */
+  protected sink(data: string): void {
+    if (this.held !== null) this.held += data;
+    else if (!this.closed && this.socket.writable) this.socket.write(data);
   }
 
   /** RFC 6120 §4.7: `<stream:stream>` with `jabber:client` as the content namespace. */
@@ -123,10 +147,11 @@ export class TcpTransport implements StreamTransport {
     const raw = this.socket;
     if (!this.secureContext || this.secure) return Promise.reject(new Error('TLS not available'));
     // Flush <proceed/> before the handshake takes over the socket.
-    this.out.flush();
-    raw.removeAllListeners('data');
-    raw.removeAllListeners('close');
-    raw.removeAllListeners('error');
+    this.flushTurn();
+    raw.off('data', onSocketData);
+    raw.off('close', onSocketClose);
+    raw.off('error', onSocketError);
+    (raw as Carrier)[TRANSPORT] = undefined;
     const tlsSocket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.secureContext });
     this.socket = tlsSocket;
     this.secure = true;
@@ -150,7 +175,7 @@ export class TcpTransport implements StreamTransport {
 
   close(): void {
     if (this.closed) return;
-    this.out.flush();
+    this.flushTurn();
     const s = this.socket;
     this.release(s);
     this.closed = true;

@@ -4,6 +4,8 @@ import type { StreamError, XmlStreamHandler, XmlStreamLimits } from '@parley/xmp
 export interface StreamReceiver extends XmlStreamHandler {
   /** Any input arrived (a stanza, a whitespace keepalive, a WebSocket frame, a BOSH request). */
   activity(): void;
+  /** The connection (or BOSH session) is gone, whoever closed it; called once. */
+  transportClosed(): void;
 }
 
 /** The attributes of the server's stream header (RFC 6120 §4.7) or `<open/>` (RFC 7395 §3.3.2). */
@@ -34,7 +36,7 @@ export interface StreamTransport {
    */
   readonly framed: boolean;
   /** Sets the receiver of the parsed input and of the connection's end (called once by the stream). */
-  attach(receiver: StreamReceiver, onClose: () => void, limits: XmlStreamLimits): void;
+  attach(receiver: StreamReceiver, limits: XmlStreamLimits): void;
   /** Discards the input state: the next input starts a new stream (RFC 6120 §4.3.3 restart after STARTTLS/SASL). */
   restart(): void;
   /** Sends the server's stream header (`<stream:stream>`, `<open/>`, or the BOSH session attributes). */

@@ -25,7 +25,6 @@ export class WebSocketTransport implements StreamTransport {
   private readonly cork = new TurnCork();
   private parser: FramedStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
-  private onClose: (() => void) | null = null;
   private closed = false;
   private alive = true;
   private cb: Buffer | null | undefined;
@@ -48,7 +47,7 @@ export class WebSocketTransport implements StreamTransport {
     ws.on('error', () => ws.terminate());
     ws.on('close', () => {
       this.closed = true;
-      this.onClose?.();
+      this.receiver?.transportClosed();
     });
     ws.on('message', (data, isBinary) => {
       this.alive = true;
@@ -68,9 +67,8 @@ export class WebSocketTransport implements StreamTransport {
     return this.ws.bufferedAmount;
   }
 
-  attach(receiver: StreamReceiver, onClose: () => void, limits: XmlStreamLimits): void {
+  attach(receiver: StreamReceiver, limits: XmlStreamLimits): void {
     this.receiver = receiver;
-    this.onClose = onClose;
     this.parser = new FramedStreamParser(receiver, limits);
   }
 

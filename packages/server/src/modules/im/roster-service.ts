@@ -5,8 +5,6 @@ import { RosterStore, type RosterItem } from '../../storage/index.ts';
 
 export const NS_ROSTER = 'jabber:iq:roster';
 
-/** Session data key: the resource requested the roster (RFC 6121 §2.1.6: an "interested resource"). */
-export const INTERESTED = 'roster:interested';
 
 /** The `<item/>` of a roster item (RFC 6121 §2.1.2); `remove` for a removal push. */
 export function itemElement(item: RosterItem, remove = false): XmlElement {
@@ -62,6 +60,12 @@ export class RosterService {
   private ctx: ModuleContext;
   /** Account (localpart) → its roster (while being read: the read), for accounts with a session. */
   readonly #online = new Map<string, LoadedRoster | Promise<LoadedRoster>>();
+  /**
+   * The sessions that requested the roster (RFC 6121 §2.1.6: "interested resources"), the
+   * only ones that get roster pushes. A WeakSet, not an entry in `session.data`: that would
+   * give nearly every session a Map of its own (~200 bytes) for one flag.
+   */
+  readonly interested = new WeakSet<Session>();
 
   constructor(ctx: ModuleContext) {
     this.ctx = ctx;
@@ -150,7 +154,7 @@ export class RosterService {
   /** Sends a roster push (RFC 6121 §2.1.6) to every interested resource of the account. */
   push(username: string, item: XmlElement, version: number, only?: Session): void {
     const bare = JID.of(username, this.ctx.host);
-    const targets = only ? [only] : this.ctx.sessions.resources(bare).filter((s) => s.data.get(INTERESTED) === true);
+    const targets = only ? [only] : this.ctx.sessions.resources(bare).filter((s) => this.interested.has(s));
     for (const s of targets) {
       s.send(
         xml(

@@ -1,7 +1,7 @@
 import { JID, StanzaError, xml } from '@parley/xmpp';
 import type { ModuleContext } from '../../core/module.ts';
 import type { StanzaEvent } from '../../core/router.ts';
-import { INTERESTED, NS_ROSTER, itemElement, type RosterService } from './roster-service.ts';
+import { NS_ROSTER, itemElement, type RosterService } from './roster-service.ts';
 import type { PresenceService } from './presence.ts';
 
 const NS_ROSTERVER = 'urn:xmpp:features:rosterver';
@@ -23,7 +23,7 @@ export function installRoster(ctx: ModuleContext, roster: RosterService, presenc
   ctx.iq('bare', NS_ROSTER, {
     async get(ev) {
       const user = own(ev);
-      ev.origin!.data.set(INTERESTED, true);
+      roster.interested.add(ev.origin!);
       const host = ctx.host;
       const current = await roster.version(user);
       const asked = ev.stanza.getChild('query', NS_ROSTER)?.attrs.ver;
