@@ -31,6 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PEER_NAMES, hardNofile, logTail, peerVersion, startPeer, type PeerName, type PeerServer } from './peers/peers.ts';
 import { registerAccounts } from './peers/client.ts';
+import { buildGoGenerator } from './lib/gogen.ts';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = dirname(BENCH_DIR);
@@ -48,6 +49,11 @@ const HELP = `Usage: npm run bench:compare -- [options]
                          minutes per run (figures for trying it out, not for publishing)
   --logins N             logins per login scenario (default 2000; quick 300)
   --concurrency K        logins in flight (default 20)
+  --generator G          who makes the login scenarios' logins: go (default: the Go
+                         generator, bench/gen/login.go, needs Debian's golang-go, which
+                         bench/peers/install.sh installs) or node (bench/lib/xmpp.ts; its TLS
+                         client costs more CPU per login than the servers, so TLS logins/s
+                         would measure the generator); the other scenarios use node
   --chat-users U         chat scenario users (default 200; quick 50)
   --chat-rates R1,…      chat sweep, total msg/s (must contain 1000)
   --chat-duration T      seconds per chat step (default 5; quick 2)
@@ -74,6 +80,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     logins: { type: 'string' },
     concurrency: { type: 'string', default: '20' },
+    generator: { type: 'string', default: 'go' },
     'chat-users': { type: 'string' },
     'chat-rates': { type: 'string' },
     'chat-duration': { type: 'string' },
@@ -121,6 +128,8 @@ const Q = opt.quick;
 const P = {
   logins: int('logins', opt.logins ?? (Q ? '300' : '2000'), 1, 15_000),
   concurrency: int('concurrency', opt.concurrency, 1, 1000),
+  /** Who makes the login scenarios' logins (bench/lib/options.ts --generator). */
+  generator: opt.generator,
   chatUsers: int('chat-users', opt['chat-users'] ?? (Q ? '50' : '200'), 2, 2000),
   // Steps of ~1.25–1.5×: the sweep's answer is one of these rates, so the grid sets the resolution.
   chatRates:
@@ -141,6 +150,7 @@ const P = {
 const ACCOUNT = (i: number): string => `bench${i}`;
 const PASSWORD = 'bench-password';
 
+if (P.generator !== 'node' && P.generator !== 'go') usage(`--generator: expected node or go, got '${P.generator}'`);
 if (!P.chatRates.split(',').includes('1000')) usage('--chat-rates must contain 1000 (the p99 at 1000 msg/s is a row of the table)');
 if (!P.mucRates.split(',').includes('20')) usage('--muc-rates must contain 20 (the p99 at 20 room msg/s is a row of the table)');
 
@@ -160,9 +170,17 @@ interface Scenario {
 }
 
 const SCENARIOS: Record<ScenarioId, Scenario> = {
-  'login-tls': { id: 'login-tls', requireTls: true, args: ['--logins', String(P.logins), '--concurrency', String(P.concurrency)] },
+  'login-tls': {
+    id: 'login-tls',
+    requireTls: true,
+    args: ['--logins', String(P.logins), '--concurrency', String(P.concurrency), '--generator', P.generator],
+  },
   // STARTTLS not required by the server, not started by the client: SCRAM-SHA-1 on the plain stream.
-  'login-plain': { id: 'login-plain', requireTls: false, args: ['--no-tls', '--logins', String(P.logins), '--concurrency', String(P.concurrency)] },
+  'login-plain': {
+    id: 'login-plain',
+    requireTls: false,
+    args: ['--no-tls', '--logins', String(P.logins), '--concurrency', String(P.concurrency), '--generator', P.generator],
+  },
   chat: {
     id: 'chat',
     requireTls: true,
@@ -379,7 +397,8 @@ function table(meta: Meta, lines: Line[], pct: number): string {
   if (has('login-tls') || has('login-plain')) {
     what.push(
       `Logins: ${meta.params.logins} of distinct accounts, ${meta.params.concurrency} in flight ` +
-        '(connect → [STARTTLS →] SCRAM-SHA-1 → bind → roster get → initial presence → ping).',
+        '(connect → [STARTTLS →] SCRAM-SHA-1 → bind → roster get → initial presence → ping)' +
+        `${meta.params.generator === 'go' ? ', made by the Go generator (bench/gen/login.go)' : ''}.`,
     );
   }
   if (has('chat')) what.push(`Chat: ${meta.params.chatUsers} users sending to random other users' bare JIDs, steps of ${meta.params.chatDuration} s at ${meta.params.chatRates} msg/s.`);
@@ -522,6 +541,15 @@ async function main(): Promise<void> {
   const portOf = (s: PeerName): number => ports[PEER_NAMES.indexOf(s)]!;
   const pin = !opt['no-pin'] && canPin();
   if (!opt['no-pin'] && !pin) console.error('bench:compare: taskset or a second core is missing; running unpinned');
+
+  // The Go login generator is built once, here (each generator run would otherwise fail on its own).
+  if (P.generator === 'go' && scenarios.some((x) => x.startsWith('login'))) {
+    try {
+      buildGoGenerator();
+    } catch (e) {
+      usage((e as Error).message);
+    }
+  }
 
   const versions: Record<string, string> = {};
   for (const s of servers) {

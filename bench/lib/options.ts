@@ -15,6 +15,13 @@ Scenarios (each runs only when one of its options is given; with none: --logins 
                            skips it): connect, STARTTLS, SCRAM, bind, roster get, initial
                            presence, ping round trip
   --concurrency K          logins in flight, in every scenario (default 20)
+  --generator G            who makes the login scenario's logins (warm-up and measurement):
+                           node (default: this process, bench/lib/xmpp.ts) or go (a Go process,
+                           bench/gen/login.go, built on first use with Debian's golang-go: the
+                           same login sequence at about half the client CPU per TLS login, so
+                           the generator is not the bottleneck; GOMAXPROCS=1, on core 1 with
+                           --pin; its CPU is the line's generator_* figures). --transport tcp
+                           only; the other scenarios always use node
   --pairs P                messages scenario: P pairs of sessions (default 50 in the default run)
   --messages-per-sender M  messages each session sends to its partner's full JID (default 200)
   --rate R                 messages/s per sender; 0 = as fast as possible (default 0)
@@ -74,6 +81,7 @@ const { values: raw } = parseArgs({
     rate: { type: 'string' },
     window: { type: 'string' },
     transport: { type: 'string' },
+    generator: { type: 'string' },
     'no-tls': { type: 'boolean', default: false },
     mechanism: { type: 'string' },
     'chat-users': { type: 'string' },
@@ -154,6 +162,9 @@ for (let i = 1; i < IDLE.length; i++) if (IDLE[i]! < IDLE[i - 1]!) usage('--idle
 
 const transport = raw.transport ?? 'tcp';
 if (!['tcp', 'ws', 'wss'].includes(transport)) usage(`--transport: expected tcp, ws or wss, got '${transport}'`);
+const generator = raw.generator ?? 'node';
+if (generator !== 'node' && generator !== 'go') usage(`--generator: expected node or go, got '${generator}'`);
+if (generator === 'go' && transport !== 'tcp') usage(`--generator go: only with --transport tcp (the Go generator has no WebSocket client), got '${transport}'`);
 const mechanism = raw.mechanism ?? 'SCRAM-SHA-1';
 if (mechanism !== 'SCRAM-SHA-1' && mechanism !== 'SCRAM-SHA-256') usage(`--mechanism: expected SCRAM-SHA-1 or SCRAM-SHA-256, got '${mechanism}'`);
 
@@ -201,6 +212,8 @@ export const O = {
   /** Whether the sessions' streams are encrypted (the `tls` field of every line): STARTTLS on tcp, wss. */
   encrypted: transport === 'tcp' ? !raw['no-tls'] : transport === 'wss',
   mechanism: mechanism as 'SCRAM-SHA-1' | 'SCRAM-SHA-256',
+  /** Who makes the login scenario's logins: this process, or the Go generator (bench/lib/gogen.ts). */
+  generator: generator as 'node' | 'go',
   chatUsers: CHAT_USERS,
   chatRates: CHAT_RATES,
   chatDuration: CHAT_DURATION,
@@ -241,8 +254,10 @@ if (O.chatUsers > 0) {
 
 /** The same password for every account, on every server. */
 export const PASSWORD = 'bench-password';
+/** Account i is `<ACCOUNT_PREFIX><i>` (the same naming on every server, and in the Go generator). */
+export const ACCOUNT_PREFIX = 'bench';
 /** Account i (the same naming on every server). */
-export const account = (i: number): string => `bench${i}`;
+export const account = (i: number): string => `${ACCOUNT_PREFIX}${i}`;
 
 /** Accounts the run needs: bench0 … bench<ACCOUNTS-1>. */
 export const ACCOUNTS = Math.max(O.logins, 2 * O.pairs, O.chatUsers, O.mucOccupants, ...O.idle, 1);

@@ -167,12 +167,23 @@ const num = (n: number, digits: number): number | null => (Number.isFinite(n) ? 
  * generator and server CPU (ms, % of one core, µs per operation) and the CPU used by
  * everything else on the machine (`other_cpu_ms`; large values mean a disturbed run).
  * Server figures are null when unknown (an external server without --server-pid).
+ *
+ * `external`: the CPU time (ms) another process spent generating the load since `s0` (the
+ * Go login generator, bench/lib/gogen.ts): the generator figures are then its, and its
+ * event-loop utilization null; this process counts as other CPU on the machine.
  */
-export function cpuFigures(s0: CpuSnapshot, seconds: number, ops: number, serverNow: ServerStats | null): Result {
+export function cpuFigures(
+  s0: CpuSnapshot,
+  seconds: number,
+  ops: number,
+  serverNow: ServerStats | null,
+  external?: { userMs: number; sysMs: number },
+): Result {
   const g = process.cpuUsage(s0.generator);
-  const gen = (g.user + g.system) / 1000;
+  const gen = external ? external.userMs + external.sysMs : (g.user + g.system) / 1000;
+  const genSys = external ? external.sysMs : g.system / 1000;
   const server = serverNow ? serverNow.cpuMs - s0.server.cpuMs : Number.NaN;
-  const gElu = performance.eventLoopUtilization(s0.generatorElu).utilization;
+  const gElu = external ? Number.NaN : performance.eventLoopUtilization(s0.generatorElu).utilization;
   const sActive = serverNow ? serverNow.eluActive - s0.server.eluActive : Number.NaN;
   const sIdle = serverNow ? serverNow.eluIdle - s0.server.eluIdle : Number.NaN;
   const m = machineCpu();
@@ -181,7 +192,7 @@ export function cpuFigures(s0: CpuSnapshot, seconds: number, ops: number, server
   return {
     generator_cpu_ms: round(gen, 0),
     generator_cpu_pct: num((100 * gen) / wall, 1),
-    generator_sys_ms: round(g.system / 1000, 0),
+    generator_sys_ms: round(genSys, 0),
     generator_us_per_op: ops > 0 ? round((1000 * gen) / ops, 1) : null,
     generator_elu: num(gElu, 3),
     server_cpu_ms: num(server, 0),

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the peers of the side-by-side benchmark (bench/compare.ts) from Debian:
-# Prosody and ejabberd (bookworm: prosody 0.12.3, ejabberd 23.01). Idempotent; run as root:
+# Prosody and ejabberd (bookworm: prosody 0.12.3, ejabberd 23.01), and golang-go (Go 1.19,
+# standard library only) for the Go login generator (bench/gen/login.go, `--generator go`,
+# built by bench/lib/gogen.ts on first use). Idempotent; run as root:
 #
 #   sudo bench/peers/install.sh
 #
@@ -18,7 +20,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-PACKAGES="prosody ejabberd"
+PACKAGES="prosody ejabberd golang-go"
 POLICY=/usr/sbin/policy-rc.d
 BACKUP=/usr/sbin/policy-rc.d.parley-bench-backup
 
@@ -65,7 +67,7 @@ else
 
 	export DEBIAN_FRONTEND=noninteractive
 	# The package lists may be missing or stale on a fresh machine.
-	if ! apt-cache show prosody ejabberd >/dev/null 2>&1; then
+	if ! apt-cache show $PACKAGES >/dev/null 2>&1; then
 		apt-get update
 	fi
 	if ! apt-get install -y --no-install-recommends $PACKAGES; then
@@ -89,4 +91,5 @@ stop_daemons
 
 prosody_version=$(dpkg-query -W -f='${Version}' prosody)
 ejabberd_version=$(dpkg-query -W -f='${Version}' ejabberd)
-echo "install.sh: prosody $prosody_version, ejabberd $ejabberd_version; no daemon of theirs is running"
+go_version=$(dpkg-query -W -f='${Version}' golang-go)
+echo "install.sh: prosody $prosody_version, ejabberd $ejabberd_version, golang-go $go_version; no daemon of theirs is running"

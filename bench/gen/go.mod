@@ -1,0 +1,3 @@
+module parley/bench/gen
+
+go 1.19
