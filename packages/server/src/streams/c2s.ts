@@ -371,10 +371,12 @@ export class C2SStream implements Session, StreamReceiver {
       }
       const s = SCRAM_MECHANISMS[mech]!;
       const accounts = this.ctx.accounts;
+      // Only a -PLUS exchange uses the channel-binding data (RFC 5802 §6): no TLS exporter call for the others.
+      const cbData = s.plus && this.transport.secure ? this.transport.channelBinding() : null;
       const scram = new ScramServer({
         hash: s.hash,
         plus: s.plus,
-        channelBinding: this.transport.secure ? { type: 'tls-exporter', data: this.transport.channelBinding()! } : null,
+        channelBinding: cbData ? { type: 'tls-exporter', data: cbData } : null,
         // A client that supports only other channel-binding types (tls-unique: slixmpp 1.8) sends 'y' although
         // we offer -PLUS; refusing it would lock such clients out. XEP-0440 tells capable clients our types.
         serverAdvertisedPlus: false,
