@@ -522,6 +522,16 @@ async function prepareAccounts(name: PeerName, dataDir: string, port: number, co
   writeFileSync(marker, `${JSON.stringify({ count, password: PASSWORD })}\n`);
 }
 
+/** The kernel's ephemeral port range (Linux), or null where it cannot be read. */
+function ephemeralPorts(): [number, number] | null {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(lo) && Number.isInteger(hi) ? [lo!, hi!] : null;
+  } catch {
+    return null;
+  }
+}
+
 async function main(): Promise<void> {
   const pct = Number(opt['disturbed-pct']);
   if (opt.from) {
@@ -538,6 +548,14 @@ async function main(): Promise<void> {
   const runs = int('runs', opt.runs, 1, 100);
   const ports = opt.ports.split(',').map((p) => int('ports', p, 1024, 65_535));
   if (ports.length !== 3) usage('--ports: three ports, for parley, prosody and ejabberd');
+  // A server port inside the kernel's ephemeral range can be held by one of the generator's own
+  // client connections (in TIME-WAIT after thousands of logins): the next server start then
+  // fails with EADDRINUSE, as seen with 35222/35322 after an idle cell.
+  const ephemeral = ephemeralPorts();
+  if (ephemeral) {
+    const inside = ports.filter((p) => p >= ephemeral[0] && p <= ephemeral[1]);
+    if (inside.length > 0) usage(`--ports: ${inside.join(', ')} within the ephemeral port range ${ephemeral[0]}–${ephemeral[1]} (net.ipv4.ip_local_port_range), where the generator's own connections can hold them; pick ports below ${ephemeral[0]}`);
+  }
   const portOf = (s: PeerName): number => ports[PEER_NAMES.indexOf(s)]!;
   const pin = !opt['no-pin'] && canPin();
   if (!opt['no-pin'] && !pin) console.error('bench:compare: taskset or a second core is missing; running unpinned');
