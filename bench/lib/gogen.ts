@@ -8,9 +8,10 @@
  * protocol (described at the top of login.go).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { BENCH_DIR, info } from './report.ts';
+import type { ProcessCpu } from './server.ts';
 
 const GEN_DIR = join(BENCH_DIR, 'gen');
 const CACHE_DIR = join(BENCH_DIR, '.cache');
@@ -26,42 +27,13 @@ function mtime(path: string): number | null {
   }
 }
 
-/**
- * Whether `dir` is (or can be made) a writable directory: its missing parts are made one
- * by one (not with mkdirSync's `recursive`, which never returns on some special file
- * systems such as /proc).
- */
-function writableDir(dir: string): boolean {
-  const missing: string[] = [];
-  for (let d = dir; !existsSync(d); d = dirname(d)) {
-    if (dirname(d) === d) return false;
-    missing.push(d);
-  }
-  try {
-    for (const d of missing.reverse()) mkdirSync(d);
-    accessSync(dir, constants.W_OK);
-    return statSync(dir).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** Builds bench/.cache/login-gen when it is missing or older than its source; returns its path. */
 export function buildGoGenerator(): string {
   const built = mtime(BINARY);
   const source = Math.max(mtime(join(GEN_DIR, 'login.go')) ?? 0, mtime(join(GEN_DIR, 'go.mod')) ?? 0);
   if (built !== null && built >= source) return BINARY;
-  const env: NodeJS.ProcessEnv = { ...process.env, ...GO_ENV };
-  let goCache: string | null = null;
-  try {
-    goCache = execFileSync('go', ['env', 'GOCACHE'], { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error("--generator go: the Go toolchain ('go') is not installed: install Debian's golang-go (sudo bench/peers/install.sh does), or run with --generator node");
-    }
-    // `go env` fails without a usable cache directory (no HOME, say): use ours.
-  }
-  if (!goCache || goCache === 'off' || !writableDir(goCache)) env.GOCACHE = join(CACHE_DIR, 'go-build');
+  // Go's build cache in ours too: nothing outside the checkout, whatever HOME is.
+  const env: NodeJS.ProcessEnv = { ...process.env, ...GO_ENV, GOCACHE: join(CACHE_DIR, 'go-build') };
   mkdirSync(CACHE_DIR, { recursive: true });
   const t0 = performance.now();
   try {
@@ -92,11 +64,6 @@ export interface GoGeneratorOptions {
   pin: boolean;
 }
 
-/** The Go process's CPU time so far (getrusage, ms). */
-export interface GoCpu {
-  userMs: number;
-  sysMs: number;
-}
 
 /** What one `run` did. */
 export interface GoRun {
@@ -111,7 +78,7 @@ export interface GoRun {
   /** Wall time of the run as the generator saw it. */
   seconds: number;
   /** The generator's CPU time at the end of the run (take the difference with {@link GoGenerator.cpu}). */
-  cpu: GoCpu;
+  cpu: ProcessCpu;
   /** PBKDF2 derivations the generator had to run during this run (SCRAM keys are cached per salt). */
   pbkdf2: number;
   /** The last SCRAM iteration count seen (null before any). */
@@ -130,7 +97,7 @@ export class GoGenerator {
   #exited: Promise<void>;
   #gone: Error | null = null;
   /** The CPU time of the last progress line (for a partial report). */
-  lastCpu: GoCpu | null = null;
+  lastCpu: ProcessCpu | null = null;
 
   private constructor(proc: ChildProcess) {
     this.#proc = proc;
@@ -232,7 +199,7 @@ export class GoGenerator {
   }
 
   /** The generator's CPU time so far. */
-  async cpu(): Promise<GoCpu> {
+  async cpu(): Promise<ProcessCpu> {
     const r = await this.#ask('cpu', 'cpu');
     return { userMs: Number(r.cpu_user_ms), sysMs: Number(r.cpu_sys_ms) };
   }

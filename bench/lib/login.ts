@@ -11,24 +11,23 @@ import { GoGenerator } from './gogen.ts';
 import { ACCOUNT_PREFIX, O, PASSWORD, account } from './options.ts';
 import { emit, info, latencyFigures, round, setPartial, type Result } from './report.ts';
 import * as scram from './scram.ts';
-import { cpuFigures, cpuSnapshot, type Server, type ServerStats } from './server.ts';
+import { cpuFigures, cpuSnapshot, type ProcessCpu, type Server, type ServerStats } from './server.ts';
 import { closeAll, runLogins, type Bound } from './xmpp.ts';
 
 type Progress = (done: number, latencies: Float64Array, errors: number) => void;
-type Cpu = { userMs: number; sysMs: number };
 
 /** What the scenario needs of a generator: the logins of one phase, closing them, and its CPU time when it is another process. */
 interface LoginDriver {
   /** `n` logins of accounts 0 … n-1, resources `<phase><i>`; the sessions stay open until close(). */
-  run(phase: string, progress?: Progress): Promise<{ latencies: Float64Array; errors: string[]; errorCount: number; open: number; cpu: Cpu | null }>;
+  run(phase: string, progress?: Progress): Promise<{ latencies: Float64Array; errors: string[]; errorCount: number; open: number; cpu: ProcessCpu | null }>;
   close(): Promise<void>;
   /** PBKDF2 derivations so far, and the last SCRAM iteration count seen. */
   pbkdf2(): number;
   iterations(): number | null;
   /** The generator's CPU time so far (ms), or null when it is this process (cpuFigures reads its own); run() gives it as of the run's end. */
-  cpu(): Promise<Cpu | null>;
+  cpu(): Promise<ProcessCpu | null>;
   /** The same, as of the last progress report (for a partial line; synchronous). */
-  lastCpu(): Cpu | null;
+  lastCpu(): ProcessCpu | null;
   exit(): Promise<void>;
 }
 
@@ -121,7 +120,7 @@ async function measure(server: Server, driver: LoginDriver): Promise<boolean> {
   const t0 = performance.now();
   let snapshot: { done: number; latencies: Float64Array; errors: number } = { done: 0, latencies: new Float64Array(0), errors: 0 };
   /** The external generator's CPU time since g0 (undefined for this process). */
-  const genCpu = (now: Cpu | null): Cpu | undefined =>
+  const genCpu = (now: ProcessCpu | null): ProcessCpu | undefined =>
     g0 === null ? undefined : now ? { userMs: now.userMs - g0.userMs, sysMs: now.sysMs - g0.sysMs } : { userMs: Number.NaN, sysMs: Number.NaN };
   const make = (
     done: number,
@@ -129,7 +128,7 @@ async function measure(server: Server, driver: LoginDriver): Promise<boolean> {
     errors: number,
     seconds: number,
     serverNow: ServerStats | null,
-    generatorCpu: Cpu | undefined,
+    generatorCpu: ProcessCpu | undefined,
     extra: Result,
   ): Result => ({
     scenario,

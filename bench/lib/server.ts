@@ -162,6 +162,12 @@ export async function cpuSnapshot(server: Server): Promise<CpuSnapshot> {
 
 const num = (n: number, digits: number): number | null => (Number.isFinite(n) ? round(n, digits) : null);
 
+/** A process's CPU time (getrusage; ms): the Go login generator's, bench/lib/gogen.ts. */
+export interface ProcessCpu {
+  userMs: number;
+  sysMs: number;
+}
+
 /**
  * CPU figures of a scenario since `s0`, over `seconds` of wall time and `ops` operations:
  * generator and server CPU (ms, % of one core, µs per operation) and the CPU used by
@@ -177,7 +183,7 @@ export function cpuFigures(
   seconds: number,
   ops: number,
   serverNow: ServerStats | null,
-  external?: { userMs: number; sysMs: number },
+  external?: ProcessCpu,
 ): Result {
   const g = process.cpuUsage(s0.generator);
   const gen = external ? external.userMs + external.sysMs : (g.user + g.system) / 1000;

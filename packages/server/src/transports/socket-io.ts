@@ -41,6 +41,8 @@ export class TurnCork {
  */
 export abstract class TurnBuffer {
   private out = '';
+  /** While set, the end of the turn does not flush: what is queued waits for {@link releaseTurn}. */
+  private holding = false;
 
   /** Writes the joined output (called at most once per turn, never with ''). */
   protected abstract sink(data: string): void;
@@ -56,12 +58,24 @@ export abstract class TurnBuffer {
     this.out += data;
   }
 
-  /** Writes what is queued now (at the end of the turn, or early: before a TLS upgrade or a close). */
+  /** Writes what is queued now (at the end of the turn, or early: before a TLS upgrade or a close); nothing while holding. */
   flushTurn(): void {
     const data = this.out;
-    if (data === '') return;
+    if (data === '' || this.holding) return;
     this.out = '';
     this.sink(data);
+  }
+
+  /** Keeps this turn's output (and any after it) queued until the next `setImmediate`, then flushes it. */
+  protected holdUntilImmediate(): void {
+    this.holding = true;
+    setImmediate(() => this.releaseTurn());
+  }
+
+  /** Stops holding and flushes what was queued (early: before a close). */
+  protected releaseTurn(): void {
+    this.holding = false;
+    this.flushTurn();
   }
 }
 

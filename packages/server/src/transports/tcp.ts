@@ -32,8 +32,6 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
   private secureContext: tls.SecureContext | null;
   private parser: XmlStreamParser | null = null;
   private receiver: StreamReceiver | null = null;
-  /** Output held back right after a TLS handshake (see {@link holdAfterHandshake}); `null` when not holding. */
-  private held: string | null = null;
   private closed = false;
   private cb: Buffer | null | undefined;
   readonly remoteAddress: string;
@@ -53,7 +51,7 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
     socket.setNoDelay(true);
     this.listen(socket);
     // Direct TLS: the server hands the socket over on 'secureConnection', when its handshake has just finished.
-    if (this.secure) this.holdAfterHandshake(socket as tls.TLSSocket);
+    if (this.secure) this.holdAfterHandshake();
   }
 
   /**
@@ -69,16 +67,8 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
    * native immediate, which runs before JS immediates; so the reply leaves in a
    * `setImmediate` of ours, into an empty buffer.
    */
-  private holdAfterHandshake(socket: tls.TLSSocket): void {
-    this.held = '';
-    setImmediate(() => this.release(socket));
-  }
-
-  /** Writes what {@link holdAfterHandshake} held, and stops holding. */
-  private release(socket: net.Socket): void {
-    const data = this.held;
-    this.held = null;
-    if (data && !this.closed && socket.writable) socket.write(data);
+  private holdAfterHandshake(): void {
+    this.holdUntilImmediate();
   }
 
   get canStartTls(): boolean {
@@ -86,7 +76,7 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
   }
 
   get pendingBytes(): number {
-    return this.socket.writableLength + this.queuedLength + (this.held?.length ?? 0);
+    return this.socket.writableLength + this.queuedLength;
   }
 
   attach(receiver: StreamReceiver, limits: XmlStreamLimits): void {
@@ -124,10 +114,9 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
     this.queue(data);
   }
 
-  /** The turn's output: one socket write (held back right after a TLS handshake). */
+  /** The turn's output: one socket write. */
   protected sink(data: string): void {
-    if (this.held !== null) this.held += data;
-    else if (!this.closed && this.socket.writable) this.socket.write(data);
+    if (!this.closed && this.socket.writable) this.socket.write(data);
   }
 
   /** RFC 6120 §4.7: `<stream:stream>` with `jabber:client` as the content namespace. */
@@ -160,7 +149,7 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
     return new Promise((resolve, reject) => {
       tlsSocket.once('secure', () => {
         tlsSocket.off('error', reject); // not kept for the life of the session
-        this.holdAfterHandshake(tlsSocket);
+        this.holdAfterHandshake();
         resolve();
       });
       tlsSocket.once('error', reject);
@@ -175,9 +164,8 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
 
   close(): void {
     if (this.closed) return;
-    this.flushTurn();
+    this.releaseTurn();
     const s = this.socket;
-    this.release(s);
     this.closed = true;
     s.end();
     // Do not wait for a peer that never closes its side.

@@ -2005,14 +2005,18 @@ export class XmlStreamParser {
   }
 }
 
+/** A stream parser class, as {@link parseXml} constructs it. */
+export type XmlStreamParserClass = new (handler: XmlStreamHandler, limits: Partial<XmlStreamLimits>) => { feed(chunk: string): void };
+
 /**
  * Parses one complete XML fragment (e.g. a stanza in a test, or a WebSocket
  * frame's element) into an element. Throws a StreamError on bad input.
+ * `Parser` is for the differential test, which runs the same fragment through its oracle.
  */
-export function parseXml(input: string, limits: Partial<XmlStreamLimits> = {}): XmlElement {
+export function parseXml(input: string, limits: Partial<XmlStreamLimits> = {}, Parser: XmlStreamParserClass = XmlStreamParser): XmlElement {
   let result: XmlElement | undefined;
   let error: StreamError | undefined;
-  const p = new XmlStreamParser(
+  const p = new Parser(
     {
       streamStart: () => {},
       stanza: (el) => {

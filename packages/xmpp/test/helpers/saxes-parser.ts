@@ -275,30 +275,3 @@ class StreamSax extends SaxesParser<{ xmlns: true; position: true }> {
     };
   }
 }
-
-/**
- * Parses one complete XML fragment (e.g. a stanza in a test, or a WebSocket
- * frame's element) into an element. Throws a StreamError on bad input.
- */
-export function oldParseXml(input: string, limits: Partial<XmlStreamLimits> = {}): XmlElement {
-  let result: XmlElement | undefined;
-  let error: StreamError | undefined;
-  const p = new OldXmlStreamParser(
-    {
-      streamStart: () => {},
-      stanza: (el) => {
-        result = el;
-      },
-      streamEnd: () => {},
-      streamError: (e) => {
-        error = e;
-      },
-    },
-    limits,
-  );
-  p.feed(`<wrapper xmlns='jabber:client'>${input}</wrapper>`);
-  if (error) throw error;
-  if (!result) throw new StreamError('not-well-formed', 'no element');
-  return result;
-}
-

@@ -5,7 +5,6 @@ import { RosterStore, type RosterItem } from '../../storage/index.ts';
 
 export const NS_ROSTER = 'jabber:iq:roster';
 
-
 /** The `<item/>` of a roster item (RFC 6121 §2.1.2); `remove` for a removal push. */
 export function itemElement(item: RosterItem, remove = false): XmlElement {
   return xml(
