@@ -51,6 +51,28 @@ describe('independent clients', () => {
     }
   });
 
+  test('@xmpp/client over direct TLS (XEP-0368, xmpps://) logs in and exchanges a message with a STARTTLS client', async () => {
+    // Direct TLS answers the first stream header in the turn the handshake ends, held until the
+    // handshake's own records have left (TcpTransport.holdAfterHandshake): an independent client agrees.
+    const direct = await xmppjs(`xmpps://127.0.0.1:${srv.tlsPort}`, 'bob', 'bob-pw', 'direct');
+    const starttls = await xmppjs(srv.port, 'alice', 'alice-pw', 'plain');
+    try {
+      assert.equal(direct.jid?.toString(), 'bob@localhost/direct');
+      const res = await direct.iqCaller.request(xml('iq', { type: 'get', to: 'localhost' }, xml('ping', { xmlns: 'urn:xmpp:ping' })));
+      assert.equal(res.attrs.type, 'result');
+      const got = new Promise<{ from: string; body: string | undefined }>((resolve) => {
+        starttls.on('stanza', (s) => {
+          if (s.is('message')) resolve({ from: s.attrs.from, body: s.getChildText('body') ?? undefined });
+        });
+      });
+      await direct.send(xml('message', { to: 'alice@localhost/plain', type: 'chat', id: 'd1' }, xml('body', {}, 'over direct TLS')));
+      assert.deepEqual(await got, { from: 'bob@localhost/direct', body: 'over direct TLS' });
+    } finally {
+      await direct.stop();
+      await starttls.stop();
+    }
+  });
+
   test('@xmpp/client with a wrong password is refused with not-authorized', async () => {
     const x = xmppjsClient(srv.port, 'bob', 'nope');
     await assert.rejects(x.start(), (err: Error & { condition?: string }) => err.condition === 'not-authorized');

@@ -22,7 +22,8 @@ export interface Xjs {
 
 /**
  * An xmpp.js client for the test server (domain localhost), not started: `service` is the
- * c2s port on 127.0.0.1 (STARTTLS) or a URL (`ws://127.0.0.1:<http port>/xmpp-websocket`).
+ * c2s port on 127.0.0.1 (STARTTLS) or a URL (`ws://127.0.0.1:<http port>/xmpp-websocket`,
+ * or `xmpps://127.0.0.1:<direct TLS port>` for XEP-0368).
  */
 export function xmppjsClient(service: number | string, username: string, password: string, resource?: string): Client {
   const url = typeof service === 'number' ? `xmpp://127.0.0.1:${service}` : service;
