@@ -328,6 +328,20 @@ test('SASLprep: a non-ASCII space in the password maps to U+0020 (RFC 4013 §2.1
   await rejectsWith(async () => scram.finish(await client.final(serverFirst)), 'not-authorized');
 });
 
+test('SASLprep: ASCII controls are still prohibited, printable ASCII passes unchanged (RFC 4013 §2.3, C.2.1)', async () => {
+  const credentials = await deriveScramCredentials('pass word', 'SHA-256', ITERATIONS);
+  const seen: string[] = [];
+  const lookup = async (username: string) => (seen.push(username), credentials);
+  // Printable ASCII, space and '~' included, reaches the lookup as it was sent.
+  const ok = new ScramClient({ hash: 'SHA-256', username: 'ju liet~', password: 'pass word' });
+  await exchange(ok, server({ hash: 'SHA-256', lookup }));
+  assert.deepEqual(seen, ['ju liet~']);
+  for (const name of ['jul\u0001iet', 'juliet\u007f', '\u0000']) {
+    await rejectsWith(() => server({ hash: 'SHA-256', lookup }).start(Buffer.from(`n,,n=${name},r=C`)), 'malformed-request');
+  }
+  assert.deepEqual(seen, ['ju liet~']);
+});
+
 test('client rejects a forged server signature, a server error and a nonce that does not extend its own', async () => {
   const client = new ScramClient({ hash: 'SHA-1', username: 'juliet', password: 'r0m30myr0m30', clientNonce: 'abc' });
   await rejectsWith(() => client.final(Buffer.from('r=xyz123,s=QSXCR+Q6sek8bf92,i=4096')), 'not-authorized');

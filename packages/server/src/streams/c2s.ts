@@ -242,7 +242,7 @@ export class C2SStream implements Session, StreamReceiver {
       if (secure || !o.requireEncryption) {
         const mechs = this.mechanisms();
         f.append(xml('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => xml('mechanism', null, m))));
-        if (this.transport.channelBinding()) {
+        if (this.transport.channelBindingAvailable) {
           // XEP-0440 §3: the channel-binding types this connection supports.
           f.append(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
         }
@@ -269,7 +269,7 @@ export class C2SStream implements Session, StreamReceiver {
   private mechanisms(): string[] {
     const o = this.ctx.options;
     const secure = this.transport.secure;
-    const cb = this.transport.channelBinding() !== null;
+    const cb = this.transport.channelBindingAvailable;
     return o.mechanisms.filter((m) => {
       if (m === 'PLAIN') return secure || o.allowPlainWithoutTls;
       const s = SCRAM_MECHANISMS[m];

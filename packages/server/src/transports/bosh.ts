@@ -323,6 +323,8 @@ export class BoshSession implements StreamTransport {
     return null;
   }
 
+  readonly channelBindingAvailable = false;
+
   /**
    * Ends the session: the oldest held request gets `<body type='terminate'/>` with the output
    * still queued (XEP-0124 §13) — for a stream error, `condition='remote-stream-error'` with

@@ -71,6 +71,10 @@ export class TcpTransport extends TurnBuffer implements StreamTransport {
     this.holdUntilImmediate();
   }
 
+  get channelBindingAvailable(): boolean {
+    return this.secure;
+  }
+
   get canStartTls(): boolean {
     return !this.secure && this.secureContext !== null;
   }

@@ -50,6 +50,12 @@ export interface StreamTransport {
   /** The `tls-exporter` channel-binding data (RFC 9266), or `null` when not on TLS. */
   channelBinding(): Buffer | null;
   /**
+   * Whether the connection is TLS, so that {@link channelBinding} has data to give: decides
+   * whether -PLUS mechanisms and XEP-0440 are advertised without exporting keying material
+   * (an exporter call per connection that only a -PLUS exchange needs).
+   */
+  readonly channelBindingAvailable: boolean;
+  /**
    * Ends the stream: the error when given (RFC 6120 §4.9), the stream's end
    * (`</stream:stream>`, `<close/>`, or a BOSH `terminate` body), then the connection.
    */

@@ -94,6 +94,10 @@ export class WebSocketTransport implements StreamTransport {
     return Promise.reject(new Error('STARTTLS is not used over WebSocket (RFC 7395 §3.9)'));
   }
 
+  get channelBindingAvailable(): boolean {
+    return this.tlsSocket !== null;
+  }
+
   /** RFC 9266 `tls-exporter` of the HTTPS connection under the WebSocket, when there is one. */
   channelBinding(): Buffer | null {
     if (this.cb === undefined) this.cb = this.tlsSocket ? tlsExporter(this.tlsSocket) : null;

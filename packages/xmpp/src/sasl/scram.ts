@@ -135,8 +135,17 @@ function decodeUtf8(message: Buffer, what: string): string {
   }
 }
 
+/**
+ * Characters SASLprep leaves as they are: ASCII space to '~'. RFC 4013 maps only non-ASCII
+ * characters (§2.1, RFC 3454 B.1 and C.1.2), NFKC changes no ASCII character, the prohibited
+ * ASCII characters are the controls (§2.3, C.2.1), and no ASCII character is RandALCat (§2.4)
+ * or unassigned.
+ */
+const SASLPREP_IDENTITY = /^[\x20-\x7e]*$/;
+
 /** SASLprep (RFC 4013); failure or an empty result is `malformed-request`. */
 function prepare(value: string, what: string, allowUnassigned: boolean): string {
+  if (value.length > 0 && SASLPREP_IDENTITY.test(value)) return value;
   let prepared: string;
   try {
     prepared = saslprep(value, { allowUnassigned });
