@@ -49,6 +49,9 @@ const HELP = `Usage: npm run bench:compare -- [options]
                          minutes per run (figures for trying it out, not for publishing)
   --logins N             logins per login scenario (default 2000; quick 300)
   --concurrency K        logins in flight (default 20)
+  --login-passes P       timed passes of the logins per login cell, the sessions closed
+                         between them; the cell's figure is the pass with the median
+                         logins/s (default 3; quick 1)
   --generator G          who makes the login scenarios' logins: go (default: the Go
                          generator, bench/gen/login.go, needs Debian's golang-go, which
                          bench/peers/install.sh installs) or node (bench/lib/xmpp.ts; its TLS
@@ -80,6 +83,7 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     logins: { type: 'string' },
     concurrency: { type: 'string', default: '20' },
+    'login-passes': { type: 'string' },
     generator: { type: 'string', default: 'go' },
     'chat-users': { type: 'string' },
     'chat-rates': { type: 'string' },
@@ -128,6 +132,8 @@ const Q = opt.quick;
 const P = {
   logins: int('logins', opt.logins ?? (Q ? '300' : '2000'), 1, 15_000),
   concurrency: int('concurrency', opt.concurrency, 1, 1000),
+  /** Timed passes per login cell (bench/lib/options.ts --login-passes). */
+  loginPasses: int('login-passes', opt['login-passes'] ?? (Q ? '1' : '3'), 1, 20),
   /** Who makes the login scenarios' logins (bench/lib/options.ts --generator). */
   generator: opt.generator,
   chatUsers: int('chat-users', opt['chat-users'] ?? (Q ? '50' : '200'), 2, 2000),
@@ -173,13 +179,13 @@ const SCENARIOS: Record<ScenarioId, Scenario> = {
   'login-tls': {
     id: 'login-tls',
     requireTls: true,
-    args: ['--logins', String(P.logins), '--concurrency', String(P.concurrency), '--generator', P.generator],
+    args: ['--logins', String(P.logins), '--concurrency', String(P.concurrency), '--login-passes', String(P.loginPasses), '--generator', P.generator],
   },
   // STARTTLS not required by the server, not started by the client: SCRAM-SHA-1 on the plain stream.
   'login-plain': {
     id: 'login-plain',
     requireTls: false,
-    args: ['--no-tls', '--logins', String(P.logins), '--concurrency', String(P.concurrency), '--generator', P.generator],
+    args: ['--no-tls', '--logins', String(P.logins), '--concurrency', String(P.concurrency), '--login-passes', String(P.loginPasses), '--generator', P.generator],
   },
   chat: {
     id: 'chat',
@@ -398,7 +404,9 @@ function table(meta: Meta, lines: Line[], pct: number): string {
     what.push(
       `Logins: ${meta.params.logins} of distinct accounts, ${meta.params.concurrency} in flight ` +
         '(connect → [STARTTLS →] SCRAM-SHA-1 → bind → roster get → initial presence → ping)' +
-        `${meta.params.generator === 'go' ? ', made by the Go generator (bench/gen/login.go)' : ''}.`,
+        `${meta.params.generator === 'go' ? ', made by the Go generator (bench/gen/login.go)' : ''}` +
+        // Tables saved before --login-passes existed have no loginPasses (one pass).
+        `${(meta.params.loginPasses ?? 1) > 1 ? `; each cell is the pass with the median logins/s of ${meta.params.loginPasses} passes, the sessions closed between them` : ''}.`,
     );
   }
   if (has('chat')) what.push(`Chat: ${meta.params.chatUsers} users sending to random other users' bare JIDs, steps of ${meta.params.chatDuration} s at ${meta.params.chatRates} msg/s.`);

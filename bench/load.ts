@@ -51,7 +51,7 @@ let server: Server | null = null;
 // ---------------------------------------------------------------------------
 
 /** A figure for the human summary: `n/a` for what was not measured. */
-function fig(v: string | number | boolean | null | undefined, unit = ''): string {
+function fig(v: Result[string] | undefined, unit = ''): string {
   return v === null || v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? 'n/a' : `${v}${unit}`;
 }
 
@@ -135,12 +135,17 @@ function summary(): void {
             `${r.per_second} msg/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms, max ${fig(r.max_ms)} ms${part}`,
         );
         break;
+      case 'login-pass':
+        op = 'login';
+        lines.push(`  pass ${r.pass}: ${r.logins} logins${r.errors ? `, ${r.errors} FAILED` : ''}: ${r.per_second} logins/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}`);
+        break;
       case 'login':
         op = 'login';
         lines.push(
           `login    ${r.logins} logins (${r.mechanism}, i=${fig(r.iterations)}, ${r.tls ? 'TLS' : 'no TLS'}, ${r.concurrency} in flight${r.errors ? `, ${r.errors} FAILED` : ''}): ` +
             `${r.per_second} logins/s, p50 ${fig(r.p50_ms)} ms, p99 ${fig(r.p99_ms)} ms${part}` +
-            (r.generator_pbkdf2 ? `; the generator ran PBKDF2 ${r.generator_pbkdf2} times (new salt per login?)` : ''),
+            (r.generator_pbkdf2 ? `; the generator ran PBKDF2 ${r.generator_pbkdf2} times (new salt per login?)` : '') +
+            (Array.isArray(r.pass_per_second) ? `; the median of ${r.passes} passes (${r.pass_per_second.join(', ')} logins/s)` : ''),
         );
         break;
       default:

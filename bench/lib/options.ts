@@ -15,6 +15,10 @@ Scenarios (each runs only when one of its options is given; with none: --logins 
                            skips it): connect, STARTTLS, SCRAM, bind, roster get, initial
                            presence, ping round trip
   --concurrency K          logins in flight, in every scenario (default 20)
+  --login-passes P         the login scenario's timed passes, the sessions closed between them
+                           (default 1): with P > 1 each pass is a login-pass line and the
+                           login line is the pass with the median logins/s (every pass's
+                           figures in its pass_* fields)
   --generator G            who makes the login scenario's logins (warm-up and measurement):
                            node (default: this process, bench/lib/xmpp.ts) or go (a Go process,
                            bench/gen/login.go, built on first use with Debian's golang-go: the
@@ -76,6 +80,7 @@ const { values: raw } = parseArgs({
   options: {
     logins: { type: 'string' },
     concurrency: { type: 'string' },
+    'login-passes': { type: 'string' },
     pairs: { type: 'string' },
     'messages-per-sender': { type: 'string' },
     rate: { type: 'string' },
@@ -202,6 +207,8 @@ const CHAT_DURATION = seconds('chat-duration', raw['chat-duration'], 5, 0.1, 3_6
 export const O = {
   logins: LOGINS,
   concurrency: int('concurrency', raw.concurrency, 20, 1, 5_000),
+  /** Timed passes of the login scenario (bench/lib/login.ts). */
+  loginPasses: int('login-passes', raw['login-passes'], 1, 1, 20),
   pairs: PAIRS,
   messagesPerSender: int('messages-per-sender', raw['messages-per-sender'], 200, 1, 1_000_000),
   rate: int('rate', raw.rate, 0, 0, 1_000_000),

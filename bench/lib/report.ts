@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** One machine-readable result (one JSON line). */
-export type Result = Record<string, string | number | boolean | null>;
+export type Result = Record<string, string | number | boolean | null | (number | null)[]>;
 
 export const BENCH_DIR = dirname(dirname(fileURLToPath(import.meta.url)));
 export const ROOT = dirname(BENCH_DIR);
