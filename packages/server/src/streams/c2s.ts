@@ -53,6 +53,9 @@ export interface C2SContext {
   };
 }
 
+/** The serialized fixed features, by the options object and a bit set of the connection's state (C2SStream.fixedFeatures). */
+const FIXED_FEATURES = new WeakMap<C2SContext['options'], Map<number, string>>();
+
 type Phase = 'connected' | 'open' | 'closing' | 'closed';
 
 /** An unauthenticated client stream, as pre-auth handlers see it. */
@@ -231,38 +234,57 @@ export class C2SStream implements Session, StreamReceiver {
 
   // --- Features ---------------------------------------------------------
 
+  /**
+   * `<stream:features/>` (RFC 6120 §4.3.2): before authentication STARTTLS (§5.3.1), the SASL
+   * mechanisms (§6.3.3) and XEP-0440's channel-binding types; after it bind (§7.1) and the
+   * optional RFC 3921 session; then what modules offer. The fixed part is serialized once
+   * per set of options and connection state ({@link fixedFeatures}).
+   */
   private sendFeatures(): void {
-    const f = xml('stream:features');
     const secure = this.transport.secure;
-    const o = this.ctx.options;
-    if (!this.authenticated) {
-      if (!secure && this.transport.canStartTls) {
-        f.append(xml('starttls', { xmlns: NS.TLS }, o.requireEncryption ? xml('required') : null));
-      }
-      if (secure || !o.requireEncryption) {
-        const mechs = this.mechanisms();
-        f.append(xml('mechanisms', { xmlns: NS.SASL }, mechs.map((m) => xml('mechanism', null, m))));
-        if (this.transport.channelBindingAvailable) {
-          // XEP-0440 §3: the channel-binding types this connection supports.
-          f.append(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
-        }
-        for (const p of this.ctx.streamFeatures) {
-          const el = p.feature({ authenticated: false, bound: false, secure });
-          if (el) f.append(el);
-        }
-      }
-    } else {
-      f.append(xml('bind', { xmlns: NS.BIND }));
-      // The RFC 3921 session feature, optional (draft-cridland-xmpp-session-01).
-      f.append(xml('session', { xmlns: NS.SESSION }, xml('optional')));
+    const authenticated = this.authenticated;
+    let body = this.fixedFeatures();
+    // Before TLS on a stream that requires it, STARTTLS is all there is to offer.
+    if (authenticated || secure || !this.ctx.options.requireEncryption) {
       for (const p of this.ctx.streamFeatures) {
-        const el = p.feature({ authenticated: true, bound: false, secure });
-        if (el) f.append(el);
+        const el = p.feature({ authenticated, bound: false, secure });
+        if (el) body += el.toString(NS.CLIENT);
       }
     }
     // Framed: the element is a document of its own and declares the stream prefix (RFC 7395 §3.3.3).
-    if (this.transport.framed) f.attrs['xmlns:stream'] = NS.STREAM;
-    this.sendRaw(f.toString(NS.CLIENT));
+    const open = this.transport.framed ? `<stream:features xmlns:stream='${NS.STREAM}'` : '<stream:features';
+    this.sendRaw(body === '' ? `${open}/>` : `${open}>${body}</stream:features>`);
+  }
+
+  /**
+   * The features that depend only on the options and on the connection's state (authenticated,
+   * TLS, STARTTLS available, channel binding available), serialized once for each: building
+   * them as elements for every stream made about 8 KB of garbage per login.
+   */
+  private fixedFeatures(): string {
+    const o = this.ctx.options;
+    const t = this.transport;
+    const key = (this.authenticated ? 1 : 0) | (t.secure ? 2 : 0) | (t.canStartTls ? 4 : 0) | (t.channelBindingAvailable ? 8 : 0);
+    let byState = FIXED_FEATURES.get(o);
+    if (byState === undefined) FIXED_FEATURES.set(o, (byState = new Map()));
+    let text = byState.get(key);
+    if (text !== undefined) return text;
+    const parts: XmlElement[] = [];
+    if (!this.authenticated) {
+      if (!t.secure && t.canStartTls) parts.push(xml('starttls', { xmlns: NS.TLS }, o.requireEncryption ? xml('required') : null));
+      if (t.secure || !o.requireEncryption) {
+        parts.push(xml('mechanisms', { xmlns: NS.SASL }, this.mechanisms().map((m) => xml('mechanism', null, m))));
+        // XEP-0440 §3: the channel-binding types this connection supports.
+        if (t.channelBindingAvailable) parts.push(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
+      }
+    } else {
+      parts.push(xml('bind', { xmlns: NS.BIND }));
+      // The RFC 3921 session feature, optional (draft-cridland-xmpp-session-01).
+      parts.push(xml('session', { xmlns: NS.SESSION }, xml('optional')));
+    }
+    text = parts.map((el) => el.toString(NS.CLIENT)).join('');
+    byState.set(key, text);
+    return text;
   }
 
   /** Mechanisms offered on this stream (RFC 6120 §6.3.3): -PLUS only with channel binding, PLAIN only over TLS unless allowed. */
