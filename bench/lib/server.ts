@@ -303,7 +303,9 @@ export async function startChild(opts: ChildOptions): Promise<Server & { setupMs
   if (opts.pin) {
     if (canPin()) {
       cmd = 'taskset';
-      args = ['-c', '0', process.execPath, ...childArgs];
+      // On one core, what bin/parley (the installed command) would start Node with there.
+      const oneCore = opts.nodeArgs.includes('--no-single-threaded-gc') ? [] : ['--single-threaded-gc'];
+      args = ['-c', '0', process.execPath, ...oneCore, ...childArgs.filter((a) => a !== '--no-single-threaded-gc')];
       pinGenerator();
       pinned = true;
     } else {

@@ -37,7 +37,7 @@
  * Every server runs in the foreground as the user running the benchmark (root on the bench
  * machine: Prosody needs `run_as_root`), pinned with `taskset -c <core>` when `core` is set,
  * with the open-files limit raised (`prlimit --nofile`). `pid` is the server's own process
- * (node, lua5.4, beam.smp: the exec chain prlimit → taskset → server keeps the pid), for
+ * (node, lua5.4, beam.smp: the exec chain prlimit → taskset → [sh →] server keeps the pid), for
  * its CPU time (/proc/PID/stat) and resident memory (/proc/PID/status).
  *
  * Run by hand: `node --import tsx bench/peers/peers.ts start prosody [--port 15322]
@@ -228,9 +228,12 @@ modules:
       max_users: 200
 `;
   writeFileSync(config, yaml);
+  // The installed command (bin/parley: a shell that execs Node, so the pid stays the server's),
+  // which picks Node's options for the CPUs it may use: on the benchmark's one core, V8's GC on
+  // the main thread.
   return {
-    cmd: process.execPath,
-    args: ['--import', 'tsx', join(ROOT, 'packages', 'server', 'src', 'cli', 'main.ts'), '--config', config, 'start'],
+    cmd: 'sh',
+    args: [join(ROOT, 'bin', 'parley'), '--config', config, 'start'],
     cwd: ROOT,
   };
 }

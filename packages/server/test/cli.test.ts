@@ -4,12 +4,14 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RawClient } from './helpers/raw-client.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/parley.mjs', import.meta.url));
+/** The installed command (`npm start`, package.json bin): a shell launcher that execs Node on BIN. */
+const LAUNCHER = fileURLToPath(new URL('../../../bin/parley', import.meta.url));
 
 function parley(cwd: string, args: string[], input?: string) {
   return spawnSync(process.execPath, [BIN, ...args], { cwd, input, encoding: 'utf8', timeout: 60000 });
@@ -123,5 +125,38 @@ describe('parley command', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+
+  /** Starts the server through the launcher (under `prefix`, e.g. taskset); its Node options, read from /proc once it serves. */
+  async function launchedNodeOptions(prefix: string[], env: Record<string, string> = {}): Promise<string[]> {
+    const port = await freePort();
+    const cfg = join(dir, 'launch.yaml');
+    writeFileSync(cfg, `c2s:\n  port: ${port}\n  direct_tls_port: null\n  interfaces: ["127.0.0.1"]\nhttp:\n  port: null\nlog_level: silent\n`);
+    const argv = [...prefix, 'sh', LAUNCHER, '--config', cfg, 'start'];
+    const child = spawn(argv[0]!, argv.slice(1), { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      const deadline = Date.now() + 20000;
+      while (!out.includes(`127.0.0.1:${port}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      assert.match(out, new RegExp(`127\\.0\\.0\\.1:${port}`));
+      // taskset and sh exec: the child's pid is Node's.
+      const cmdline = readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      assert.match(cmdline[0]!, /node$/);
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      return cmdline.slice(1, cmdline.indexOf(BIN));
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }
+
+  test('the launcher runs V8\'s GC on the main thread where the process has one CPU, and only there', async () => {
+    assert.deepEqual(await launchedNodeOptions(['taskset', '-c', '0']), ['--single-threaded-gc']);
+    assert.deepEqual(await launchedNodeOptions(['taskset', '-c', '0'], { PARLEY_SINGLE_THREADED_GC: '0' }), []);
+    if (availableParallelism() > 1) assert.deepEqual(await launchedNodeOptions([]), []);
+    assert.deepEqual(await launchedNodeOptions([], { PARLEY_SINGLE_THREADED_GC: '1' }), ['--single-threaded-gc']);
   });
 });
