@@ -69,7 +69,9 @@ Server:
 
 Run:
   --pin                    server child on core 0, generator on core 1 (taskset, 2+ cores);
-                           with --target only the generator is pinned (to core 1)
+                           with --target only the generator is pinned (to core 1). The pinned
+                           child runs with --single-threaded-gc, as bin/parley starts Node on
+                           one core (--server-node-arg=--no-single-threaded-gc: without)
   --timeout S              hard limit for the whole run, seconds (default: from the scenarios
                            asked for, at least 120)
   --profile-server         run the server child with --cpu-prof (profile in bench/profiles/)
