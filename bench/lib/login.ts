@@ -113,30 +113,13 @@ async function measure(server: Server, driver: LoginDriver): Promise<boolean> {
   }
   info(`login warm-up: ${n} logins in ${round(performance.now() - w0, 0)} ms (untimed)`);
 
-  const make: MakeLine = (done, lat, errors, seconds, extra) => ({
-    scenario,
-    transport: O.transport,
-    tls: O.encrypted,
-    mechanism: O.mechanism,
-    iterations: driver.iterations(),
-    steps: 'connect,starttls,sasl,bind,roster,presence,ping',
-    generator: O.generator,
-    logins: done,
-    accounts: n,
-    errors,
-    concurrency: O.concurrency,
-    seconds: round(seconds, 3),
-    per_second: round(done / seconds, 1),
-    ...latencyFigures(Float64Array.from(lat)),
-    ...extra,
-  });
   // The measurement: O.loginPasses passes of the same logins, the sessions closed between
   // them. With more than one pass, each is a `login-pass` line and the `login` line is the
   // pass with the median logins/s (with every pass's figures in pass_*), so that a few
   // seconds of a slow machine decide one pass rather than the figure.
   const passes: Result[] = [];
   for (let k = 1; k <= O.loginPasses; k++) {
-    const r = await pass(server, driver, k, make);
+    const r = await pass(server, driver, k);
     if (O.loginPasses > 1) emit({ ...r, scenario: 'login-pass' });
     passes.push(r);
     if (Number(r.errors) > 0) break;
@@ -157,11 +140,29 @@ async function measure(server: Server, driver: LoginDriver): Promise<boolean> {
   return passes.every((p) => Number(p.errors) === 0);
 }
 
-/** The scenario's fields of a login line, from one pass's logins, latencies (ms), errors and duration (s). */
-type MakeLine = (done: number, lat: Float64Array, errors: number, seconds: number, extra: Result) => Result;
+/** A login line: the scenario's fields, from one pass's logins, latencies (ms), errors and duration (s), then `extra`. */
+function loginLine(driver: LoginDriver, done: number, lat: Float64Array, errors: number, seconds: number, extra: Result): Result {
+  return {
+    scenario: 'login',
+    transport: O.transport,
+    tls: O.encrypted,
+    mechanism: O.mechanism,
+    iterations: driver.iterations(),
+    steps: 'connect,starttls,sasl,bind,roster,presence,ping',
+    generator: O.generator,
+    logins: done,
+    accounts: O.logins,
+    errors,
+    concurrency: O.concurrency,
+    seconds: round(seconds, 3),
+    per_second: round(done / seconds, 1),
+    ...latencyFigures(Float64Array.from(lat)),
+    ...extra,
+  };
+}
 
 /** One timed pass of the logins (accounts 0 … n-1, resources `l<k>-<i>`); closes them afterwards. */
-async function pass(server: Server, driver: LoginDriver, k: number, makeLine: MakeLine): Promise<Result> {
+async function pass(server: Server, driver: LoginDriver, k: number): Promise<Result> {
   const mem0 = await server.memory();
   const pbkdf0 = driver.pbkdf2();
   const g0 = await driver.cpu();
@@ -172,7 +173,7 @@ async function pass(server: Server, driver: LoginDriver, k: number, makeLine: Ma
   const genCpu = (now: ProcessCpu | null): ProcessCpu | undefined =>
     g0 === null ? undefined : now ? { userMs: now.userMs - g0.userMs, sysMs: now.sysMs - g0.sysMs } : { userMs: Number.NaN, sysMs: Number.NaN };
   const make = (done: number, lat: Float64Array, errors: number, seconds: number, serverNow: ServerStats | null, generatorCpu: ProcessCpu | undefined, extra: Result): Result =>
-    makeLine(done, lat, errors, seconds, {
+    loginLine(driver, done, lat, errors, seconds, {
       // PBKDF2 derivations the generator had to run during the measurement (0 unless the
       // server draws a new salt per login).
       generator_pbkdf2: driver.pbkdf2() - pbkdf0,

@@ -245,7 +245,7 @@ export class C2SStream implements Session, StreamReceiver {
     const authenticated = this.authenticated;
     let body = this.fixedFeatures();
     // Before TLS on a stream that requires it, STARTTLS is all there is to offer.
-    if (authenticated || secure || !this.ctx.options.requireEncryption) {
+    if (authenticated || this.negotiable) {
       for (const p of this.ctx.streamFeatures) {
         const el = p.feature({ authenticated, bound: false, secure });
         if (el) body += el.toString(NS.CLIENT);
@@ -272,7 +272,7 @@ export class C2SStream implements Session, StreamReceiver {
     const parts: XmlElement[] = [];
     if (!this.authenticated) {
       if (!t.secure && t.canStartTls) parts.push(xml('starttls', { xmlns: NS.TLS }, o.requireEncryption ? xml('required') : null));
-      if (t.secure || !o.requireEncryption) {
+      if (this.negotiable) {
         parts.push(xml('mechanisms', { xmlns: NS.SASL }, this.mechanisms().map((m) => xml('mechanism', null, m))));
         // XEP-0440 §3: the channel-binding types this connection supports.
         if (t.channelBindingAvailable) parts.push(xml('sasl-channel-binding', { xmlns: NS.SASL_CB }, xml('channel-binding', { type: 'tls-exporter' })));
@@ -285,6 +285,11 @@ export class C2SStream implements Session, StreamReceiver {
     text = parts.map((el) => el.toString(NS.CLIENT)).join('');
     byState.set(key, text);
     return text;
+  }
+
+  /** Whether SASL and pre-auth iq may be used on this stream: it is TLS, or TLS is not required (RFC 6120 §5.3.1). */
+  private get negotiable(): boolean {
+    return this.transport.secure || !this.ctx.options.requireEncryption;
   }
 
   /** Mechanisms offered on this stream (RFC 6120 §6.3.3): -PLUS only with channel binding, PLAIN only over TLS unless allowed. */
@@ -305,7 +310,7 @@ export class C2SStream implements Session, StreamReceiver {
   private preAuth(el: XmlElement): void {
     if (el.ns === NS.TLS && el.name === 'starttls') return this.startTls();
     if (el.ns === NS.SASL) {
-      if (!this.transport.secure && this.ctx.options.requireEncryption) {
+      if (!this.negotiable) {
         if (el.name === 'auth') return this.saslFailure('encryption-required', 'negotiate STARTTLS first', false);
         return this.close(new StreamError('policy-violation', 'STARTTLS is required'));
       }
@@ -320,7 +325,7 @@ export class C2SStream implements Session, StreamReceiver {
           return this.saslFailure('aborted', undefined, false);
       }
     }
-    if (el.name === 'iq' && el.ns === NS.CLIENT && (this.transport.secure || !this.ctx.options.requireEncryption)) {
+    if (el.name === 'iq' && el.ns === NS.CLIENT && this.negotiable) {
       // Modules may serve iq before authentication (in-band registration, XEP-0077 §3.1).
       const payload = el.firstElement();
       const event = payload ? `preauth/iq/${payload.ns}` : '';
@@ -394,7 +399,7 @@ export class C2SStream implements Session, StreamReceiver {
       const s = SCRAM_MECHANISMS[mech]!;
       const accounts = this.ctx.accounts;
       // Only a -PLUS exchange uses the channel-binding data (RFC 5802 §6): no TLS exporter call for the others.
-      const cbData = s.plus && this.transport.secure ? this.transport.channelBinding() : null;
+      const cbData = s.plus ? this.transport.channelBinding() : null;
       const scram = new ScramServer({
         hash: s.hash,
         plus: s.plus,
